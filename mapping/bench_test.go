@@ -1,0 +1,67 @@
+package mapping
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/configsync/configsync/fakegithub"
+)
+
+// BenchmarkMapGitHubRepositories maps 200,000 GitHub-like repositories with the
+// compat corpus' github `repository` resource on all cores, output encoded, the way
+// `configsync map` does. One op is the whole set; items/s is the figure to compare.
+func BenchmarkMapGitHubRepositories(b *testing.B) {
+	const n = 200_000
+	doc, err := os.ReadFile(filepath.Join(compatDir(b), "github", "port-app-config.yml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, ps := Parse(doc)
+	prog, cps := Compile(cfg, Options{})
+	if prog == nil {
+		b.Fatal(problemText(append(ps, cps...)))
+	}
+	var input bytes.Buffer
+	if err := fakegithub.WriteRepositoriesNDJSON(&input, n, fakegithub.RepositoryOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	items := bytes.Split(bytes.TrimSpace(input.Bytes()), []byte("\n"))
+	resources := prog.ResourcesOfKind("repository")
+	b.SetBytes(int64(input.Len()))
+	b.ResetTimer()
+	for range b.N {
+		entities := 0
+		err := prog.Run(context.Background(), &sliceSource{items: items}, RunOptions{
+			Resources: resources,
+			Transform: func(r *ItemResult) {
+				for i := range r.Entities {
+					r.Output = r.Entities[i].AppendJSON(r.Output)
+				}
+			},
+		}, func(r *ItemResult) error {
+			entities += len(r.Entities)
+			return nil
+		})
+		if err != nil || entities != n {
+			b.Fatalf("%d entities, %v", entities, err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "items/s")
+}
+
+type sliceSource struct {
+	items [][]byte
+	i     int
+}
+
+func (s *sliceSource) Next() ([]byte, error) {
+	if s.i >= len(s.items) {
+		return nil, io.EOF
+	}
+	s.i++
+	return s.items[s.i-1], nil
+}

@@ -1,0 +1,252 @@
+package mapping
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"sync"
+)
+
+// Source yields raw JSON items one at a time; io.EOF ends it. The returned bytes need
+// only stay valid until the next call (jsonstream.Reader satisfies it).
+type Source interface {
+	Next() ([]byte, error)
+}
+
+// RunOptions say what Run maps and how.
+type RunOptions struct {
+	// Resources are applied to every item, in order (typically the config's resources
+	// of one kind).
+	Resources []*ResourceProgram
+	// Transform, when set, runs on each item's result in the worker goroutine that
+	// mapped it: the place for per-item CPU work such as encoding output.
+	Transform func(*ItemResult)
+	// Recoverable reports whether a read error skips one item (it is passed to emit
+	// as ItemResult.ReadErr) rather than ending the run. Nil: every error ends it.
+	Recoverable func(error) bool
+}
+
+// ItemResult is one input item's outcome.
+type ItemResult struct {
+	// Index is the item's 0-based position in the input.
+	Index int
+	Result
+	// ReadErr is a recoverable read error in place of this item.
+	ReadErr error
+	// Output is free for Transform to fill.
+	Output []byte
+}
+
+// Batching bounds memory: at most batchItems items, or a batch's worth of bytes,
+// travel together, and only a few batches per worker are in flight, so memory depends
+// on the batch size and the worker count, never on the length of the input.
+const (
+	batchItems      = 256
+	batchBytes      = 1 << 20
+	batchesInFlight = 2
+)
+
+type batch struct {
+	first int
+	data  []byte
+	ends  []int
+	errs  map[int]error
+	out   []ItemResult
+	done  chan struct{}
+}
+
+// Run maps every item of src with opts.Resources on all workers, and calls emit with
+// each item's result in input order, from the calling goroutine. It returns the first
+// error of src (other than io.EOF and recoverable ones), of emit, or of ctx.
+func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit func(*ItemResult) error) error {
+	workers := p.opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.guard.start()
+	defer p.guard.end()
+
+	work := make(chan *batch, workers*batchesInFlight)
+	order := make(chan *batch, workers*batchesInFlight)
+	// Batches are recycled: their buffers are large, and allocating (and zeroing)
+	// fresh ones per batch cost more than the mapping itself.
+	free := make(chan *batch, 2*workers*batchesInFlight+2)
+	var readErr error
+	go func() {
+		defer close(work)
+		defer close(order)
+		readErr = p.read(ctx, src, opts.Recoverable, free, func(b *batch) bool {
+			select {
+			case work <- b:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case order <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := NewMapper()
+			for b := range work {
+				p.mapBatch(ctx, m, b, opts)
+				close(b.done)
+			}
+		}()
+	}
+	var err error
+	for b := range order {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		for i := range b.out {
+			if err != nil {
+				break
+			}
+			err = emit(&b.out[i])
+		}
+		if err != nil {
+			cancel()
+		}
+		select {
+		case free <- b:
+		default:
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return readErr
+}
+
+// read fills batches from src and hands each to send.
+func (p *Program) read(ctx context.Context, src Source, recoverable func(error) bool, free chan *batch, send func(*batch) bool) error {
+	next := 0
+	b := newBatch(next, free)
+	flush := func() bool {
+		if len(b.ends) == 0 {
+			return true
+		}
+		ok := send(b)
+		next += len(b.ends)
+		b = newBatch(next, free)
+		return ok
+	}
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		raw, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			flush()
+			return nil
+		}
+		if err != nil {
+			if recoverable == nil || !recoverable(err) {
+				flush()
+				return err
+			}
+			if b.errs == nil {
+				b.errs = map[int]error{}
+			}
+			b.errs[len(b.ends)] = err
+			raw = nil
+		}
+		b.data = append(b.data, raw...)
+		b.ends = append(b.ends, len(b.data))
+		if len(b.ends) >= batchItems || len(b.data) >= batchBytes {
+			if !flush() {
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// newBatch takes a recycled batch, or makes one.
+func newBatch(first int, free chan *batch) *batch {
+	select {
+	case b := <-free:
+		b.first, b.data, b.ends, b.errs, b.done = first, b.data[:0], b.ends[:0], nil, make(chan struct{})
+		return b
+	default:
+		return &batch{first: first, data: make([]byte, 0, batchBytes+batchBytes/4), ends: make([]int, 0, batchItems), done: make(chan struct{})}
+	}
+}
+
+func (p *Program) mapBatch(ctx context.Context, m *Mapper, b *batch, opts RunOptions) {
+	if cap(b.out) < len(b.ends) {
+		b.out = make([]ItemResult, len(b.ends))
+	}
+	b.out = b.out[:len(b.ends)]
+	start := 0
+	for i, end := range b.ends {
+		raw := b.data[start:end]
+		start = end
+		r := &b.out[i]
+		*r = ItemResult{Index: b.first + i, Output: r.Output[:0]}
+		switch err := b.errs[i]; {
+		case err != nil:
+			r.ReadErr = err
+		case ctx.Err() != nil:
+			return
+		default:
+			p.mapItem(m, raw, opts.Resources, &r.Result)
+		}
+		if opts.Transform != nil {
+			opts.Transform(r)
+		}
+	}
+}
+
+// mapItem applies every resource to one item, retrying alone an item stopped by the
+// memory guard, since the guard cannot tell which of the items in flight grew the heap.
+func (p *Program) mapItem(m *Mapper, raw []byte, resources []*ResourceProgram, out *Result) {
+	p.guard.solo.RLock()
+	res := p.mapAll(m, raw, resources)
+	p.guard.solo.RUnlock()
+	if res.memoryStopped() {
+		p.guard.solo.Lock()
+		res = p.mapAll(m, raw, resources)
+		p.guard.solo.Unlock()
+	}
+	*out = res
+}
+
+func (p *Program) mapAll(m *Mapper, raw []byte, resources []*ResourceProgram) Result {
+	// Items derive from the guard's epoch only: the run's own cancellation is checked
+	// between items, and an item ends within its time limit anyway.
+	epoch := p.guard.current()
+	var res Result
+	for _, rp := range resources {
+		r := rp.Map(epoch, m, raw)
+		res.Entities = append(res.Entities, r.Entities...)
+		res.Filtered += r.Filtered
+		res.Dropped += r.Dropped
+		res.Issues = append(res.Issues, r.Issues...)
+	}
+	return res
+}
+
+func (r *Result) memoryStopped() bool {
+	for _, i := range r.Issues {
+		if errors.Is(i.Err, ErrMemoryLimit) {
+			return true
+		}
+	}
+	return false
+}
