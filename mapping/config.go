@@ -168,7 +168,7 @@ type Problem struct {
 	Message  string
 }
 
-// String renders the problem on one line, the form validate prints.
+// String renders the problem on one line.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.Severity.String())
@@ -176,6 +176,23 @@ func (p Problem) String() string {
 	if p.Line > 0 {
 		fmt.Fprintf(&b, "line %d:%d: ", p.Line, p.Column)
 	}
+	b.WriteString(p.Detail())
+	return b.String()
+}
+
+// InFile renders the problem as compilers do, "file:line:column: severity: ...", so
+// that editors can jump to it.
+func (p Problem) InFile(file string) string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d:%d: %s: %s", file, p.Line, p.Column, p.Severity, p.Detail())
+	}
+	return fmt.Sprintf("%s: %s: %s", file, p.Severity, p.Detail())
+}
+
+// Detail is the problem without its severity and place in the document: resource,
+// kind, field path and message.
+func (p Problem) Detail() string {
+	var b strings.Builder
 	if p.Resource >= 0 {
 		fmt.Fprintf(&b, "resource %d", p.Resource)
 		if p.Kind != "" {

@@ -768,40 +768,62 @@ type regexTranslation struct {
 	xAtEnd         bool // extended mode is on at the end of the pattern
 }
 
-// translateRegex rewrites the syntax jq users write (Oniguruma's, largely also Go's)
-// where regexp2 (.NET's) spells it differently or lacks it, leaving the rest to regexp2:
+// regexWordItems is Oniguruma's \w for Unicode (letters, marks, numbers and connector
+// punctuation, checked against jq 1.7.1); .NET's \w leaves out Mc, Me, Nl and No, which
+// would split words of Indic scripts, for one.
+const regexWordItems = `\p{L}\p{M}\p{N}\p{Pc}`
+
+// translateRegex rewrites the syntax jq users write (Oniguruma's Perl_NT syntax, largely
+// also Go's) where regexp2 (.NET's syntax) spells it differently or lacks it, and leaves
+// the rest to regexp2:
+//   - possessive quantifiers (a*+, a++, a?+, a{n,m}+) become atomic groups (?>a*);
+//   - \w and \W (outside classes) get Oniguruma's Unicode meaning (regexWordItems);
 //   - \x{HHHH} becomes \uHHHH (or the literal character past U+FFFF);
 //   - \Q...\E becomes escaped literals;
-//   - (?P<name>...) becomes (?<name>...);
-//   - POSIX brackets [[:alpha:]] and [[:^alpha:]] become explicit Unicode ranges with
-//     Oniguruma's Unicode meaning (Go's are ASCII-only; regexp2 ignores them silently),
-//     as do \p{Alpha}-style POSIX property names;
+//   - (?P<name>...) (RE2's spelling, which Oniguruma rejects) becomes (?<name>...);
+//   - POSIX brackets [[:alpha:]], [[:^alpha:]] and \p{Alpha}-style names become explicit
+//     ranges with Oniguruma's Unicode meaning (Go's are ASCII-only; regexp2 ignores them);
 //   - \p{...} names are matched case- and separator-insensitively, and \p{^X} is \P{X};
-//   - a nested positive class [a-c[x-z]] is Oniguruma's union;
+//   - "[" inside a class is a literal, as in Perl_NT syntax and Go (.NET reads "-[" as
+//     class subtraction);
 //   - with nameUnnamed, unnamed groups get reserved names (see newCompiledRegex).
 //
 // It tracks extended mode ((?x), the x flag) to skip "#" comments, and counts groups.
 // Whatever it does not recognise is copied, for regexp2 to accept or reject.
 func translateRegex(pattern string, extended, nameUnnamed bool) regexTranslation {
-	t := &regexTranslator{rs: []rune(pattern), nameUnnamed: nameUnnamed, xs: []bool{extended}}
-	t.b.Grow(len(pattern) + 16)
+	t := &regexTranslator{
+		rs:          []rune(pattern),
+		nameUnnamed: nameUnnamed,
+		groups:      []regexOpenGroup{{x: extended}},
+		atom:        -1,
+	}
+	t.out = make([]byte, 0, len(pattern)+16)
 	for i := 0; i < len(t.rs); {
 		i = t.step(i)
 	}
-	return regexTranslation{src: t.b.String(), unnamed: t.unnamed, named: t.named, xAtEnd: t.x()}
+	return regexTranslation{src: string(t.out), unnamed: t.unnamed, named: t.named, xAtEnd: t.x()}
 }
 
 // regexTranslator is translateRegex's state.
 type regexTranslator struct {
 	rs             []rune
-	b              strings.Builder
+	out            []byte
 	nameUnnamed    bool
-	xs             []bool // extended mode per open group; the last is the current one
+	groups         []regexOpenGroup // open groups; the first is the pattern itself
+	atom           int              // where in out the last quantifiable item starts, or -1
 	unnamed, named int
 }
 
+// regexOpenGroup is a group being translated: its extended mode (inline options change it
+// until the group closes) and where it starts in the output (for a possessive quantifier
+// after it).
+type regexOpenGroup struct {
+	x     bool
+	start int
+}
+
 // x reports whether extended mode is on at this point.
-func (t *regexTranslator) x() bool { return t.xs[len(t.xs)-1] }
+func (t *regexTranslator) x() bool { return t.groups[len(t.groups)-1].x }
 
 // at reports whether the pattern continues with lit at index i.
 func (t *regexTranslator) at(i int, lit string) bool {
@@ -814,50 +836,126 @@ func (t *regexTranslator) at(i int, lit string) bool {
 	return true
 }
 
+// write appends s to the output.
+func (t *regexTranslator) write(s string) { t.out = append(t.out, s...) }
+
+// writeRunes appends runes to the output.
+func (t *regexTranslator) writeRunes(rs []rune) {
+	for _, r := range rs {
+		t.out = utf8.AppendRune(t.out, r)
+	}
+}
+
+// push opens a group whose text starts at the current end of the output.
+func (t *regexTranslator) push(x bool) {
+	t.groups = append(t.groups, regexOpenGroup{x: x, start: len(t.out)})
+}
+
 // step translates the token at i (outside any class) and returns the index after it.
 func (t *regexTranslator) step(i int) int {
 	switch r := t.rs[i]; {
 	case r == '\\':
+		t.atom = len(t.out)
 		return t.escape(i, false)
 	case r == '[':
-		t.b.WriteByte('[')
+		t.atom = len(t.out)
+		t.write("[")
 		i++
 		if t.at(i, "^") {
-			t.b.WriteByte('^')
+			t.write("^")
 			i++
 		}
-		return t.classBody(i, false)
+		return t.classBody(i)
 	case r == '(':
 		return t.open(i)
 	case r == ')':
-		if len(t.xs) > 1 {
-			t.xs = t.xs[:len(t.xs)-1]
+		t.atom = -1
+		if len(t.groups) > 1 {
+			t.atom = t.groups[len(t.groups)-1].start
+			t.groups = t.groups[:len(t.groups)-1]
 		}
-		t.b.WriteByte(')')
+		t.write(")")
+		return i + 1
+	case r == '*' || r == '+' || r == '?':
+		return t.quantifier(i, i+1)
+	case r == '{':
+		if j, ok := t.interval(i); ok {
+			return t.quantifier(i, j)
+		}
+		t.atom = len(t.out)
+		t.write("{")
 		return i + 1
 	case r == '#' && t.x():
 		j := i
 		for j < len(t.rs) && t.rs[j] != '\n' {
 			j++
 		}
-		t.b.WriteString(string(t.rs[i:j]))
+		t.writeRunes(t.rs[i:j])
 		return j
+	case t.x() && unicode.IsSpace(r):
+		t.out = utf8.AppendRune(t.out, r)
+		return i + 1
 	default:
-		t.b.WriteRune(r)
+		t.atom = len(t.out)
+		t.out = utf8.AppendRune(t.out, r)
 		return i + 1
 	}
+}
+
+// interval reports whether a {n}, {n,} or {n,m} quantifier starts at i, and where it
+// ends. Anything else ({,m} included) is a literal "{" in Perl_NT syntax, Go and .NET.
+func (t *regexTranslator) interval(i int) (int, bool) {
+	j := i + 1
+	digits := func() int {
+		k := j
+		for j < len(t.rs) && '0' <= t.rs[j] && t.rs[j] <= '9' {
+			j++
+		}
+		return j - k
+	}
+	if digits() == 0 {
+		return 0, false
+	}
+	if t.at(j, ",") {
+		j++
+		digits()
+	}
+	if !t.at(j, "}") {
+		return 0, false
+	}
+	return j + 1, true
+}
+
+// quantifier writes the quantifier rs[i:j] and what follows it: "?" makes it lazy, and
+// "+" possessive, which .NET spells as an atomic group around the quantified item.
+func (t *regexTranslator) quantifier(i, j int) int {
+	q := string(t.rs[i:j])
+	switch {
+	case t.at(j, "+") && t.atom >= 0:
+		item := string(t.out[t.atom:])
+		t.out = append(t.out[:t.atom], "(?>"+item+q+")"...)
+		j++
+	case t.at(j, "?"):
+		t.write(q + "?")
+		j++
+	default:
+		t.write(q)
+	}
+	t.atom = -1
+	return j
 }
 
 // open translates a group opening at i.
 func (t *regexTranslator) open(i int) int {
 	rs := t.rs
+	t.atom = -1
 	if !t.at(i+1, "?") {
 		t.unnamed++
-		t.xs = append(t.xs, t.x())
+		t.push(t.x())
 		if t.nameUnnamed {
-			t.b.WriteString("(?<" + regexAnonPrefix + strconv.Itoa(t.unnamed) + ">")
+			t.write("(?<" + regexAnonPrefix + strconv.Itoa(t.unnamed) + ">")
 		} else {
-			t.b.WriteByte('(')
+			t.write("(")
 		}
 		return i + 1
 	}
@@ -870,17 +968,17 @@ func (t *regexTranslator) open(i int) int {
 		if j < len(rs) {
 			j++
 		}
-		t.b.WriteString(string(rs[i:j]))
+		t.writeRunes(rs[i:j])
 		return j
 	case t.at(i+2, "P<"): // RE2's (?P<name>
 		t.named++
-		t.xs = append(t.xs, t.x())
-		t.b.WriteString("(?<")
+		t.push(t.x())
+		t.write("(?<")
 		return i + 4
 	case t.at(i+2, "<") && !t.at(i+3, "=") && !t.at(i+3, "!"), t.at(i+2, "'"):
 		t.named++
-		t.xs = append(t.xs, t.x())
-		t.b.WriteString(string(rs[i : i+3]))
+		t.push(t.x())
+		t.writeRunes(rs[i : i+3])
 		return i + 3
 	}
 	// Inline options, (?imsx-imsx) for the rest of the group or (?imsx-imsx:...).
@@ -899,16 +997,16 @@ func (t *regexTranslator) open(i int) int {
 			}
 		}
 		if rs[j] == ')' {
-			t.xs[len(t.xs)-1] = x
+			t.groups[len(t.groups)-1].x = x
 		} else {
-			t.xs = append(t.xs, x)
+			t.push(x)
 		}
-		t.b.WriteString(string(rs[i : j+1]))
+		t.writeRunes(rs[i : j+1])
 		return j + 1
 	}
 	// (?: (?= (?! (?<= (?<! (?> and conditionals, whose (name) reference is no group.
-	t.xs = append(t.xs, t.x())
-	t.b.WriteString("(?")
+	t.push(t.x())
+	t.write("(?")
 	j = i + 2
 	if t.at(j, "(") && !t.at(j+1, "?") {
 		k := j
@@ -918,19 +1016,18 @@ func (t *regexTranslator) open(i int) int {
 		if k < len(rs) {
 			k++
 		}
-		t.b.WriteString(string(rs[j:k]))
+		t.writeRunes(rs[j:k])
 		j = k
 	}
 	return j
 }
 
 // classBody translates a character class from just after its "[" (and "^") through its
-// "]". A nested positive class is inlined (Oniguruma's union); the closing "]" of a
-// nested class is not written.
-func (t *regexTranslator) classBody(i int, nested bool) int {
+// "]".
+func (t *regexTranslator) classBody(i int) int {
 	rs := t.rs
 	if t.at(i, "]") { // a leading "]" is literal
-		t.b.WriteString(`\]`)
+		t.write(`\]`)
 		i++
 	}
 	for i < len(rs) {
@@ -942,19 +1039,13 @@ func (t *regexTranslator) classBody(i int, nested bool) int {
 				i = j
 				continue
 			}
-			if !t.at(i+1, "^") && rs[i-1] != '-' {
-				i = t.classBody(i+1, true)
-				continue
-			}
-			t.b.WriteString(`\[`) // literal, as in Go; .NET would read "-[" as subtraction
+			t.write(`\[`)
 			i++
 		case ']':
-			if !nested {
-				t.b.WriteByte(']')
-			}
+			t.write("]")
 			return i + 1
 		default:
-			t.b.WriteRune(r)
+			t.out = utf8.AppendRune(t.out, r)
 			i++
 		}
 	}
@@ -965,16 +1056,58 @@ func (t *regexTranslator) classBody(i int, nested bool) int {
 func (t *regexTranslator) escape(i int, inClass bool) int {
 	rs := t.rs
 	if i+1 >= len(rs) {
-		t.b.WriteByte('\\')
+		t.write(`\`)
 		return i + 1
 	}
-	switch rs[i+1] {
+	c := rs[i+1]
+	switch c {
+	case 'b', 'B':
+		if inClass { // backspace
+			break
+		}
+		if c == 'b' {
+			t.write(regexWordBoundary)
+		} else {
+			t.write(regexNotWordBoundary)
+		}
+		return i + 2
+	case 'R':
+		if inClass {
+			break
+		}
+		t.write(`(?>\r\n|[\n\v\f\r\u0085\u2028\u2029])`)
+		return i + 2
+	case 'N':
+		if inClass {
+			break
+		}
+		t.write(`[^\n]`)
+		return i + 2
+	case 'O':
+		if inClass {
+			break
+		}
+		t.write(`[\s\S]`)
+		return i + 2
+	case 'w':
+		if inClass {
+			t.write(regexWordItems)
+		} else {
+			t.write("[" + regexWordItems + "]")
+		}
+		return i + 2
+	case 'W':
+		if !inClass { // inside a class .NET's \W has to do: a class cannot hold a negated union
+			t.write("[^" + regexWordItems + "]")
+			return i + 2
+		}
 	case 'Q':
 		if inClass {
 			break
 		}
 		j := i + 2
 		for j < len(rs) && !t.at(j, `\E`) {
+			t.atom = len(t.out)
 			t.literal(rs[j])
 			j++
 		}
@@ -1000,24 +1133,47 @@ func (t *regexTranslator) escape(i int, inClass bool) int {
 			return j
 		}
 	}
-	t.b.WriteString(string(rs[i : i+2]))
+	if c > unicode.MaxASCII || !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') ||
+		!strings.ContainsRune(regexKnownEscapes, c) && !strings.ContainsRune(regexUnsupportedEscapes, c) {
+		t.literal(c) // Oniguruma takes an unknown escape as the character itself; .NET rejects some
+		return i + 2
+	}
+	t.writeRunes(rs[i : i+2])
 	return i + 2
 }
+
+// regexKnownEscapes are the escape letters and digits regexp2 understands with the same
+// meaning as Oniguruma's Perl_NT syntax (\u is .NET's only: Oniguruma reads "u" there).
+const regexKnownEscapes = "0123456789aAbBcdDefGknprsStuvwWxzZ"
+
+// regexUnsupportedEscapes are Oniguruma escapes with no regexp2 equivalent (\K keep, \X
+// grapheme cluster, \y \Y text segment boundaries, \g<> subexpression calls, a stray \E):
+// they are left for regexp2 to reject, so the pattern fails loudly rather than matching
+// the letter.
+const regexUnsupportedEscapes = "KXyYgE"
+
+// regexWordBoundary and regexNotWordBoundary are \b and \B on Oniguruma's word characters
+// (regexWordItems); .NET's own \b uses its narrower \w.
+const (
+	regexWordBoundary    = `(?:(?<=[` + regexWordItems + `])(?![` + regexWordItems + `])|(?<![` + regexWordItems + `])(?=[` + regexWordItems + `]))`
+	regexNotWordBoundary = `(?:(?<=[` + regexWordItems + `])(?=[` + regexWordItems + `])|(?<![` + regexWordItems + `])(?![` + regexWordItems + `]))`
+)
 
 // literal writes r so that it matches itself anywhere: in a class, in extended mode, and
 // after a back-reference (digits are escaped so "\1" then "0" cannot read as "\10").
 func (t *regexTranslator) literal(r rune) {
 	switch {
 	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', r == '_':
-		t.b.WriteRune(r)
+		t.out = append(t.out, byte(r))
 	case r <= 0xFFFF:
-		fmt.Fprintf(&t.b, `\u%04X`, r)
+		t.out = fmt.Appendf(t.out, `\u%04X`, r)
 	default: // not special anywhere; .NET has no escape for it
-		t.b.WriteRune(r)
+		t.out = utf8.AppendRune(t.out, r)
 	}
 }
 
-// property translates \p{...} / \P{...} at i; one-letter forms are left alone.
+// property translates \p{...} / \P{...} at i; one-letter forms (\pL, which Go knows and
+// Oniguruma reads as a literal "pL") are left to regexp2, which takes Go's meaning.
 func (t *regexTranslator) property(i int, inClass bool) (int, bool) {
 	rs := t.rs
 	if !t.at(i+2, "{") {
@@ -1036,9 +1192,9 @@ func (t *regexTranslator) property(i int, inClass bool) (int, bool) {
 	}
 	if canon, ok := unicodePropertyName(name); ok {
 		if neg {
-			t.b.WriteString(`\P{` + canon + `}`)
+			t.write(`\P{` + canon + `}`)
 		} else {
-			t.b.WriteString(`\p{` + canon + `}`)
+			t.write(`\p{` + canon + `}`)
 		}
 		return end + 1, true
 	}
@@ -1079,13 +1235,13 @@ func (t *regexTranslator) posixBracket(i int) (int, bool) {
 func (t *regexTranslator) writeSet(set *regexRuneSet, neg, inClass bool) {
 	switch {
 	case inClass && neg:
-		t.b.WriteString(set.negItems())
+		t.write(set.negItems())
 	case inClass:
-		t.b.WriteString(set.items())
+		t.write(set.items())
 	case neg:
-		t.b.WriteString("[^" + set.items() + "]")
+		t.write("[^" + set.items() + "]")
 	default:
-		t.b.WriteString("[" + set.items() + "]")
+		t.write("[" + set.items() + "]")
 	}
 }
 
@@ -1179,11 +1335,11 @@ func renderRanges(rs []regexRuneRange) string {
 	for _, r := range rs {
 		t.literal(r.lo)
 		if r.hi != r.lo {
-			t.b.WriteByte('-')
+			t.write("-")
 			t.literal(r.hi)
 		}
 	}
-	return t.b.String()
+	return string(t.out)
 }
 
 // rangesOf returns the union of tables as ranges.
@@ -1254,20 +1410,21 @@ func complementRanges(rs []regexRuneRange) []regexRuneRange {
 // span is a one-range list.
 func span(lo, hi rune) []regexRuneRange { return []regexRuneRange{{lo, hi}} }
 
-// posixSetDefs defines the POSIX brackets as Oniguruma does for Unicode encodings (its
-// doc/RE), which agree with Go's ASCII definitions on ASCII: alnum = L|M|Nd, alpha = L|M,
-// blank = Zs|\t, cntrl = C|unassigned, graph = not (space|Cc|Cs|unassigned), print =
-// graph|Zs, punct = P plus the ASCII symbols $+<=>^`|~, space = Z|\t-\r|U+0085,
-// word = L|M|Nd|Pc.
+// posixSetDefs defines the POSIX brackets (and \p{} names) as Oniguruma does for Unicode
+// encodings, checked against jq 1.7.1; on ASCII they agree with Go's definitions:
+// alpha = Alphabetic (L, Nl, Other_Alphabetic), alnum = alpha|Nd, lower = Lowercase,
+// upper = Uppercase, blank = Zs|\t, cntrl = C|unassigned, graph = not (space|Cc|Cs|
+// unassigned), print = graph|Zs, punct = P and the ASCII symbols $+<=>^`|~,
+// space = Z|\t-\r|U+0085, word = alpha|M|Nd|Pc.
 var posixSetDefs = map[string]func() []regexRuneRange{
-	"alnum": func() []regexRuneRange { return rangesOf(unicode.L, unicode.M, unicode.Nd) },
-	"alpha": func() []regexRuneRange { return rangesOf(unicode.L, unicode.M) },
+	"alnum": func() []regexRuneRange { return unionRanges(posixAlpha(), rangesOf(unicode.Nd)) },
+	"alpha": posixAlpha,
 	"ascii": func() []regexRuneRange { return span(0, 0x7F) },
 	"blank": func() []regexRuneRange { return unionRanges(rangesOf(unicode.Zs), span('\t', '\t')) },
 	"cntrl": func() []regexRuneRange { return unionRanges(rangesOf(unicode.C), unassignedRanges()) },
 	"digit": func() []regexRuneRange { return rangesOf(unicode.Nd) },
 	"graph": func() []regexRuneRange { return complementRanges(graphComplement()) },
-	"lower": func() []regexRuneRange { return rangesOf(unicode.Ll) },
+	"lower": func() []regexRuneRange { return rangesOf(unicode.Ll, unicode.Other_Lowercase) },
 	"print": func() []regexRuneRange {
 		return unionRanges(complementRanges(graphComplement()), rangesOf(unicode.Zs))
 	},
@@ -1275,10 +1432,17 @@ var posixSetDefs = map[string]func() []regexRuneRange{
 		sym := []regexRuneRange{{'$', '$'}, {'+', '+'}, {'<', '>'}, {'^', '^'}, {'`', '`'}, {'|', '|'}, {'~', '~'}}
 		return unionRanges(rangesOf(unicode.P), sym)
 	},
-	"space":  func() []regexRuneRange { return posixSpace() },
-	"upper":  func() []regexRuneRange { return rangesOf(unicode.Lu) },
-	"word":   func() []regexRuneRange { return rangesOf(unicode.L, unicode.M, unicode.Nd, unicode.Pc) },
+	"space": posixSpace,
+	"upper": func() []regexRuneRange { return rangesOf(unicode.Lu, unicode.Other_Uppercase) },
+	"word": func() []regexRuneRange {
+		return unionRanges(posixAlpha(), rangesOf(unicode.M, unicode.Nd, unicode.Pc))
+	},
 	"xdigit": func() []regexRuneRange { return unionRanges(span('0', '9'), span('A', 'F'), span('a', 'f')) },
+}
+
+// posixAlpha is Unicode's Alphabetic property, Oniguruma's [[:alpha:]].
+func posixAlpha() []regexRuneRange {
+	return rangesOf(unicode.L, unicode.Nl, unicode.Other_Alphabetic)
 }
 
 // posixSpace is Oniguruma's [[:space:]].
