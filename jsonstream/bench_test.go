@@ -94,7 +94,7 @@ var benchData = sync.OnceValues(func() (ndjson, array []byte) {
 			Forks: rng.IntN(1e4), OpenIssues: rng.IntN(1e3), DefaultBranch: "main",
 			Topics: strings.Fields(sentence(5)), Score: rng.Float64() * 100,
 			CreatedAt: "2019-05-01T12:34:56Z", UpdatedAt: "2024-11-02T01:02:03Z", PushedAt: "2024-11-02T01:02:03Z",
-			Readme: sentence(60),
+			Readme: sentence(90),
 		}
 		if rng.IntN(2) == 0 {
 			r.License = &struct {

@@ -55,11 +55,17 @@ const (
 	// (empty or whitespace only).
 	Unknown Format = iota
 	// Array is an input whose first significant byte is '['. Its items are
-	// the elements of that one top-level array.
+	// the elements of that one top-level array (any JSON values), and
+	// anything but whitespace after its closing ']' is an error. So NDJSON
+	// whose first record is itself an array is read as (a broken) Array:
+	// the format is detected from one byte, and arrays of items are by far
+	// the commoner input.
 	Array
-	// Sequence is any other input: whitespace-separated top-level values,
-	// which covers NDJSON, a single (pretty-printed) object and concatenated
-	// objects. Its items are those top-level values.
+	// Sequence is any other input: top-level values, usually separated by
+	// whitespace, which covers NDJSON, a single (pretty-printed) object and
+	// concatenated objects. Its items are those top-level values. Scalars
+	// are allowed and split where encoding/json's Decoder splits them (so
+	// "1 2" and "truefalse" are two items each).
 	Sequence
 )
 
@@ -81,8 +87,9 @@ func (f Format) String() string {
 // item, which the Reader returns as is for its caller to reject.
 type SyntaxError struct {
 	// Offset is the byte offset in the input (counting a leading BOM) of the
-	// offending byte, or of the start of the item for errors about a whole
-	// item (unterminated at end of input, larger than MaxItemBytes).
+	// offending byte; or of the start of the item for errors about a whole
+	// item (unterminated at end of input, larger than MaxItemBytes); or of
+	// the end of input for an array that ends between elements.
 	Offset int64
 	// Line is the 1-based line of Offset, so users can find NDJSON records.
 	Line int
@@ -120,7 +127,8 @@ type Reader struct {
 	pos     int   // start of unconsumed data (the start of the item being scanned)
 	end     int   // end of valid data in buf
 	base    int64 // input offset of buf[0]
-	lines   int   // newlines in the input before buf[0]
+	lineOff int64 // input offset up to which newlines have been counted
+	lineNum int   // newlines in the input before lineOff
 	rerr    error // sticky error from r; io.EOF at end of input
 	maxItem int
 	bufSize int
@@ -135,6 +143,7 @@ type Reader struct {
 	scan     scanState
 }
 
+// arrayState is where an Array-mode Reader stands between elements.
 type arrayState int
 
 const (
@@ -144,8 +153,8 @@ const (
 	arrDone                    // after ']': only whitespace
 )
 
-// NewReader returns a Reader reading from r. It does not read until the first
-// call to Next.
+// NewReader returns a Reader reading from r. It neither reads nor allocates
+// its buffer until the first call to Next.
 func NewReader(r io.Reader, opts Options) *Reader {
 	if opts.MaxItemBytes <= 0 {
 		opts.MaxItemBytes = DefaultMaxItemBytes
@@ -169,8 +178,9 @@ func (r *Reader) Format() Format { return r.format }
 
 // Index returns the 0-based index of the item last returned by Next, or -1
 // before the first. It counts items, not lines. A *SyntaxError counts as an
-// item too (Index then names the bad item), so that in NDJSON the index of a
-// record does not depend on whether an earlier record was broken.
+// item too (Index then names the bad item; a final Array error counts once),
+// so that in NDJSON the index of a record does not depend on whether an
+// earlier record was broken.
 func (r *Reader) Index() int { return r.index }
 
 // Next returns the raw bytes of the next item, or io.EOF after the last one.
@@ -235,6 +245,8 @@ func (r *Reader) detect() error {
 	return nil
 }
 
+// nextArray returns the next element of the top-level array, checking the
+// commas and brackets around it.
 func (r *Reader) nextArray() ([]byte, error) {
 	for {
 		c, ok := r.skipSpace()
@@ -293,6 +305,8 @@ func (r *Reader) nextArray() ([]byte, error) {
 	}
 }
 
+// nextSequence returns the next top-level value, resynchronizing first if
+// the previous call reported an error.
 func (r *Reader) nextSequence() ([]byte, error) {
 	if r.skipLine {
 		r.skipThroughNewline()
@@ -373,8 +387,8 @@ func (r *Reader) scanValue(seq bool) (int, error) {
 		}
 		if limitErr != nil {
 			r.pos = min(i, r.end) // hold nothing of the skipped item
-			if i < r.end {
-				continue
+			if len(b) < r.end {
+				continue // only the window was scanned; go on past it
 			}
 		}
 		shift, ok := r.more()
@@ -500,7 +514,15 @@ func scanString(b []byte, i int) (int, scanStatus) {
 		case '\n':
 			return i, scanStringNewline
 		}
-		i += 2 // a backslash and the byte it escapes
+		// A backslash and the byte it escapes, which must be there to be
+		// checked: a raw newline is no more valid escaped than not.
+		if i+1 >= len(b) {
+			return i, scanMore
+		}
+		if b[i+1] == '\n' {
+			return i + 1, scanStringNewline
+		}
+		i += 2
 	}
 	// A long string: let bytes.IndexByte (vectorized) find quotes, and
 	// count the backslashes before each to see whether it is escaped.
@@ -583,17 +605,20 @@ func (r *Reader) fail(seq bool, at int, msg string, limitErr error) error {
 // swallowed the records after it. Reading resumes at its second line, and
 // until past hw no value may span lines, so each such record is recovered and
 // no byte is rescanned more than once. It reports whether it rewound, and how
-// far buffered data moved (as for more) while it looked.
+// far buffered data moved (as for more) while it looked; either way r.pos no
+// longer marks the failed value, and callers that did not rewind set it to
+// where reading resumes (which is never before the second line).
 func (r *Reader) rewind(e, hw int) (bool, int) {
 	nl := bytes.IndexByte(r.buf[r.pos:e], '\n')
 	if nl < 0 {
 		return false, 0
 	}
 	hwOffset := r.base + int64(hw)
-	p := r.pos + nl + 1
-	ok, shift := r.lineIsValue(p)
+	// Whatever happens next needs nothing before the second line, so let
+	// the buffer drop it: the line may then be up to maxItem long.
+	r.pos += nl + 1
+	ok, shift := r.lineIsValue(r.pos)
 	if ok {
-		r.pos = p - shift
 		r.strictTo = max(r.strictTo, hwOffset)
 	}
 	return ok, shift
@@ -794,7 +819,7 @@ func (r *Reader) more() (shift int, ok bool) {
 	// buffer of reading.
 	if r.pos > 0 && 2*(len(r.buf)-r.end) <= len(r.buf) {
 		shift = r.pos
-		r.lines += bytes.Count(r.buf[:r.pos], newline)
+		r.countLines(r.pos)
 		r.base += int64(r.pos)
 		r.end = copy(r.buf, r.buf[r.pos:r.end])
 		r.pos = 0
@@ -803,7 +828,7 @@ func (r *Reader) more() (shift int, ok bool) {
 	if free := len(r.buf) - r.end; free == 0 || (2*free <= len(r.buf) && len(r.buf) < r.capMax) {
 		nb := make([]byte, max(min(2*len(r.buf), r.capMax), r.end+1))
 		copy(nb, r.buf[r.pos:r.end])
-		r.lines += bytes.Count(r.buf[:r.pos], newline)
+		r.countLines(r.pos)
 		r.base += int64(r.pos)
 		shift += r.pos
 		r.end -= r.pos
@@ -831,13 +856,22 @@ func (r *Reader) more() (shift int, ok bool) {
 
 var newline = []byte{'\n'}
 
+// countLines advances the newline count to buffer index at, if it is not
+// there yet. Lines are counted lazily, when an error needs a line number or
+// data is about to be dropped from the buffer, so each byte is counted once.
+func (r *Reader) countLines(at int) {
+	if abs := r.base + int64(at); abs > r.lineOff {
+		r.lineNum += bytes.Count(r.buf[r.lineOff-r.base:at], newline)
+		r.lineOff = abs
+	}
+}
+
 // errAt returns a SyntaxError for buffer index at.
 func (r *Reader) errAt(at int, msg string) *SyntaxError {
-	return &SyntaxError{
-		Offset: r.base + int64(at),
-		Line:   r.lines + 1 + bytes.Count(r.buf[:at], newline),
-		Msg:    msg,
-	}
+	r.countLines(at)
+	// After a rewind, at may be before the count.
+	line := r.lineNum + 1 - bytes.Count(r.buf[at:r.lineOff-r.base], newline)
+	return &SyntaxError{Offset: r.base + int64(at), Line: line, Msg: msg}
 }
 
 func (r *Reader) limitErr() *SyntaxError {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // event is one result of Next in a form tests can compare: an item's text, or
@@ -422,6 +423,32 @@ func TestBufferStaysSmall(t *testing.T) {
 	}
 	if len(r.buf) > 4*len(bigItem) {
 		t.Fatalf("buffer grew to %d bytes for a %d-byte item", len(r.buf), len(bigItem))
+	}
+}
+
+// TestStreams checks that items are returned as soon as they are complete,
+// before the input ends: the Reader must not read ahead to the end.
+func TestStreams(t *testing.T) {
+	for _, in := range []string{"{\"a\":1}\n", "[{\"a\":1},"} {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write([]byte(in)) // the rest never comes until Next returns
+		}()
+		r := NewReader(pr, Options{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			b, err := r.Next()
+			if err != nil || string(b) != `{"a":1}` {
+				t.Errorf("%q: Next = %q, %v", in, b, err)
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q: Next blocked waiting for more input", in)
+		}
+		pw.Close()
 	}
 }
 

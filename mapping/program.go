@@ -268,3 +268,6 @@ func (c *compiler) search(q *SearchQuery, n *need) *searchProgram {
 
 // String describes the field for messages.
 func (f *field) String() string { return fmt.Sprintf("%s (%s)", f.expr.Path, f.expr.Src) }
+
+// Resource returns the config resource the program evaluates.
+func (rp *ResourceProgram) Resource() *Resource { return rp.res }
