@@ -74,16 +74,6 @@ type Result struct {
 	Issues  []Issue
 }
 
-// Skipped reports whether any part of the item was skipped by an item error.
-func (r *Result) Skipped() bool {
-	for _, i := range r.Issues {
-		if i.Skipped {
-			return true
-		}
-	}
-	return false
-}
-
 // Mapper maps items for one goroutine, reusing its decoding buffers between items.
 // Create one per goroutine with NewMapper; the Program behind it is shared.
 type Mapper struct {
@@ -95,20 +85,16 @@ func NewMapper() *Mapper { return &Mapper{dec: newDecoder()} }
 
 // Map evaluates the resource on one raw JSON item under the item time limit.
 func (rp *ResourceProgram) Map(ctx context.Context, m *Mapper, raw []byte) Result {
-	var res Result
 	v, err := m.dec.decode(raw, rp.need)
 	if err != nil {
-		res.Issues = append(res.Issues, rp.issue(nil, true, err))
-		return res
+		return Result{Issues: []Issue{rp.issue(nil, true, err)}}
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, rp.prog.opts.ItemTimeout,
-		fmt.Errorf("item took longer than %v: %w", rp.prog.opts.ItemTimeout, context.DeadlineExceeded))
-	defer cancel()
-	rp.mapValue(ctx, v, &res)
-	return res
+	return rp.MapValue(ctx, v)
 }
 
-// MapValue evaluates the resource on an already decoded item (gojq's value types).
+// MapValue evaluates the resource on an already decoded item (gojq's value types:
+// map[string]any, []any, string, int, *big.Int, float64, bool, nil) under the item
+// time limit.
 func (rp *ResourceProgram) MapValue(ctx context.Context, v any) Result {
 	var res Result
 	ctx, cancel := context.WithTimeoutCause(ctx, rp.prog.opts.ItemTimeout,

@@ -337,17 +337,21 @@ func rewriteSingleQuotes(src string) string {
 	return b.String()
 }
 
-// parseJQ parses src, retrying with single quotes rewritten as Ocean does. The error
-// names the position in the expression as written.
+// parseJQ parses src, retrying with single quotes rewritten as Ocean does. When both
+// fail, the rewritten text's error is reported: its quotes are not the problem, and
+// the rewrite keeps positions (but for quotes escaped inside single-quoted strings).
 func parseJQ(src string) (*gojq.Query, error) {
 	q, err := gojq.Parse(src)
 	if err == nil {
 		return q, nil
 	}
 	if strings.ContainsRune(src, '\'') {
-		if q2, err2 := gojq.Parse(rewriteSingleQuotes(src)); err2 == nil {
+		rewritten := rewriteSingleQuotes(src)
+		q2, err2 := gojq.Parse(rewritten)
+		if err2 == nil {
 			return q2, nil
 		}
+		return nil, jqPositionError(rewritten, err2)
 	}
 	return nil, jqPositionError(src, err)
 }

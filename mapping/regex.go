@@ -17,11 +17,14 @@ import (
 	"github.com/itchyny/gojq"
 )
 
-// fnRegex names the Go function behind the prelude's regex definitions. gojq's own
-// builtins call an internal `_match` that runs Go's regexp and cannot be replaced, so the
-// prelude redefines the public builtins on top of this helper instead; the "_cs_" prefix
-// keeps it out of the way of users' definitions.
-const fnRegex = "_cs_match"
+// fnRegex and fnRegexSub name the Go functions behind the prelude's regex definitions.
+// gojq's own builtins call an internal `_match` that runs Go's regexp and cannot be
+// replaced, so the prelude redefines the public builtins on top of these instead; the
+// "_cs_" prefix keeps them out of the way of users' definitions.
+const (
+	fnRegex    = "_cs_match"
+	fnRegexSub = "_cs_sub"
+)
 
 // regexCacheSize bounds the compiled-pattern cache. Patterns can be computed from item
 // data (`test(.field)`), so an unbounded cache would grow with the input; a config's
@@ -41,9 +44,9 @@ const regexAnonPrefix = "_cs_anon_"
 // definitions take precedence over builtins, and the caller prepends these to every
 // query, so match, test, capture, scan, splits, split/2, sub and gsub (all arities jq
 // has) reach fnRegex instead of Go's regexp. split/1 is left alone on purpose: it splits
-// on a literal string, not a regex. sub's reduction follows jq 1.7's sub/3: one result
-// per output of the replacement filter, the k-th result built from the k-th output for
-// every match, and the input unchanged when nothing was replaced.
+// on a literal string, not a regex. Only the replacement filter of sub and gsub has to run
+// in jq: _cs_replace collects its outputs for every match (input: the match's object of
+// named groups) and fnRegexSub assembles the results the way jq 1.7's sub/3 does.
 const regexPreludeSrc = `
 def match($re): _cs_match($re; "match")[];
 def match($re; $flags): _cs_match($re; $flags; "match")[];
@@ -56,13 +59,7 @@ def scan($re; $flags): _cs_match($re; $flags; "scan")[];
 def splits($re): _cs_match($re; null; "split")[];
 def splits($re; $flags): _cs_match($re; $flags; "split")[];
 def split($re; $flags): _cs_match($re; $flags; "split");
-def _cs_replace($found; str):
-  . as $in
-  | $found as {$parts, $tail}
-  | reduce $parts[] as [$gap, $groups] ([];
-      [$groups | str] as $outs
-      | reduce range($outs | length) as $k (.; .[$k] += $gap + $outs[$k]))
-  | .[] + $tail // $in;
+def _cs_replace($found; str): _cs_sub($found; [$found.parts[] | [.[1] | str]])[];
 def sub($re; str): _cs_replace(_cs_match($re; null; "sub"); str);
 def sub($re; str; $flags): _cs_replace(_cs_match($re; $flags; "sub"); str);
 def gsub($re; str): _cs_replace(_cs_match($re; null; "gsub"); str);
@@ -81,7 +78,8 @@ var regexPreludeDefs = sync.OnceValue(func() []*gojq.FuncDef {
 
 // regexEngine runs jq's regex builtins on regexp2 (Oniguruma-like syntax: look-around,
 // back-references, atomic groups) instead of Go's regexp, with jq 1.7's match semantics
-// (codepoint offsets, its empty-match stepping and flags). It is safe for concurrent use:
+// (codepoint offsets, its global search loop with its empty matches, its flags). It is
+// safe for concurrent use:
 // compiled patterns live in a mutex-guarded LRU of regexCacheSize entries, and compiled
 // regexp2 programs are themselves safe to share.
 type regexEngine struct {
@@ -105,10 +103,13 @@ func newRegexEngine(matchTimeout time.Duration) *regexEngine {
 	}
 }
 
-// compilerOptions registers the Go helper the prelude calls. The slice is new on every
+// compilerOptions registers the Go helpers the prelude calls. The slice is new on every
 // call, so callers may append their own options to it.
 func (e *regexEngine) compilerOptions() []gojq.CompilerOption {
-	return []gojq.CompilerOption{gojq.WithFunction(fnRegex, 2, 3, e.call)}
+	return []gojq.CompilerOption{
+		gojq.WithFunction(fnRegex, 2, 3, e.call),
+		gojq.WithFunction(fnRegexSub, 2, 2, regexSubstitute),
+	}
 }
 
 // prelude returns the parsed definitions that shadow gojq's regex builtins, to be put in
@@ -146,7 +147,7 @@ var regexModes = map[string]regexMode{
 type regexFlags struct {
 	global     bool // g
 	ignoreCase bool // i: ONIG_OPTION_IGNORECASE
-	extended   bool // x: ONIG_OPTION_EXTEND; also what p does per jq's manual (see options)
+	extended   bool // x: ONIG_OPTION_EXTEND
 	dotAll     bool // m and p: ONIG_OPTION_MULTILINE, which is Ruby's name for "dot matches newline"
 	notEmpty   bool // n: ONIG_OPTION_FIND_NOT_EMPTY
 	longest    bool // l: ONIG_OPTION_FIND_LONGEST
@@ -316,11 +317,11 @@ func (e *regexEngine) call(v any, args []any) any {
 	}
 	sub := newRegexSubject(s)
 	if mode == regexTest && !f.notEmpty && !f.longest {
-		ok, err := c.re.MatchRunes(sub.runes)
+		m, err := c.find(c.re, sub.runes, 0, true)
 		if err != nil {
-			return c.timeoutError(err, len(sub.runes))
+			return err
 		}
-		return ok
+		return m != nil
 	}
 	ms, err := c.matches(sub.runes, f)
 	if err != nil {
@@ -374,6 +375,54 @@ func (e *regexEngine) call(v any, args []any) any {
 		}
 		return map[string]any{"parts": parts, "tail": sub.slice(prev, len(sub.runes))}
 	}
+}
+
+// regexSubstitute is fnRegexSub: given the input string, the "sub" result of fnRegex
+// ({parts: [[gap, groups]...], tail}) and, per match, the array of the replacement's
+// outputs, it returns the array of results jq 1.7's sub/3 emits. Result k joins, for
+// every match that has a k-th output, the text before the match and that output (a null
+// output adds just the text, anything but a string is an error, as with jq's "+"), then
+// the text after the last match. With no result at all the input comes back unchanged.
+func regexSubstitute(v any, args []any) any {
+	found, _ := args[0].(map[string]any)
+	parts, ok1 := found["parts"].([]any)
+	tail, ok2 := found["tail"].(string)
+	outs, ok3 := args[1].([]any)
+	if !ok1 || !ok2 || !ok3 || len(outs) != len(parts) {
+		return fmt.Errorf("%s: arguments are not what the regex prelude passes", fnRegexSub)
+	}
+	var results []*strings.Builder
+	for i, p := range parts {
+		pair, _ := p.([]any)
+		reps, _ := outs[i].([]any)
+		if len(pair) != 2 {
+			return fmt.Errorf("%s: arguments are not what the regex prelude passes", fnRegexSub)
+		}
+		gap, _ := pair[0].(string)
+		for k, r := range reps {
+			if k == len(results) {
+				results = append(results, new(strings.Builder))
+			}
+			switch r := r.(type) {
+			case nil:
+				results[k].WriteString(gap)
+			case string:
+				results[k].WriteString(gap)
+				results[k].WriteString(r)
+			default:
+				return fmt.Errorf("%s and %s cannot be added", describeJQ(gap), describeJQ(r))
+			}
+		}
+	}
+	if len(results) == 0 {
+		return []any{v}
+	}
+	out := make([]any, len(results))
+	for k := range results {
+		results[k].WriteString(tail)
+		out[k] = results[k].String()
+	}
+	return out
 }
 
 // regexKey identifies a compiled pattern: the same text compiles differently per option.
@@ -436,6 +485,7 @@ type compiledRegex struct {
 
 	mu       sync.Mutex
 	nonEmpty *regexp2.Regexp         // for n; see nonEmptyRe
+	whole    *regexp2.Regexp         // for l; see wholeRe
 	endAt    map[int]*regexp2.Regexp // for l; see endRe
 }
 
@@ -479,9 +529,10 @@ func newCompiledRegex(key regexKey, timeout time.Duration) *compiledRegex {
 	return c
 }
 
-// build compiles src with the entry's options and timeout. regexp2's parser reports
-// errors by panicking internally in places; a pattern from data must not take the process
-// down, so a panic becomes a syntax error too.
+// build compiles src with the entry's options and timeout. regexp2 has internal panics
+// ("unexpected op code", unknown categories) that valid input should never reach; a
+// pattern from data must not take the process down if one does, so a panic becomes a
+// syntax error too.
 func (c *compiledRegex) build(src string) (re *regexp2.Regexp, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -553,9 +604,34 @@ func (c *compiledRegex) nonEmptyRe() (*regexp2.Regexp, error) {
 	return c.nonEmpty, nil
 }
 
+// wholeRe is the pattern anchored at the search start and at the end of the input. Run on
+// the input cut short at some end, it says whether a match can end exactly there; that is
+// only sound when nothing in the pattern looks to the right of where it ends (see
+// looksRight), and then it spares longestFrom a compile per length.
+func (c *compiledRegex) wholeRe() (*regexp2.Regexp, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.whole == nil {
+		re, err := c.variant(`\z`)
+		if err != nil {
+			return nil, err
+		}
+		c.whole = re
+	}
+	return c.whole, nil
+}
+
+// looksRight reports whether the translated pattern may test text after the current
+// position: look-ahead (which \b and \B become), $, \Z and \z. A false positive (an
+// escaped "$", say) only costs speed.
+func (c *compiledRegex) looksRight() bool {
+	return strings.Contains(c.src, "(?=") || strings.Contains(c.src, "(?!") ||
+		strings.ContainsAny(c.src, "$") || strings.Contains(c.src, `\Z`) || strings.Contains(c.src, `\z`)
+}
+
 // endRe is the pattern anchored at the search start and required to end exactly k
 // characters before the end of the input, so the engine backtracks to its first
-// alternative of that length; longestAt asks for each length in turn.
+// alternative of that length; longestFrom asks for each length in turn.
 func (c *compiledRegex) endRe(k int) (*regexp2.Regexp, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -607,14 +683,41 @@ func (c *compiledRegex) matches(runes []rune, f regexFlags) ([]*regexp2.Match, e
 	return out, nil
 }
 
+// find runs re on runes from start (quick: only whether it matches, any non-nil match
+// meaning yes). regexp2 fails a match only on timeout, against a coarse clock that a
+// background goroutine advances every 100ms; after the process was descheduled that clock
+// can jump and expire a deadline taken from its stale reading, so a timeout the wall
+// clock does not bear out is retried (twice at most) rather than reported.
+func (c *compiledRegex) find(re *regexp2.Regexp, runes []rune, start int, quick bool) (*regexp2.Match, error) {
+	for attempt := 0; ; attempt++ {
+		began := time.Now()
+		var m *regexp2.Match
+		var err error
+		if quick {
+			var ok bool
+			if ok, err = re.MatchRunes(runes); ok {
+				m = &regexp2.Match{}
+			}
+		} else {
+			m, err = re.FindRunesMatchStartingAt(runes, start)
+		}
+		if err == nil {
+			return m, nil
+		}
+		if attempt == 2 || time.Since(began) >= c.timeout {
+			return nil, c.timeoutError(err, len(runes))
+		}
+	}
+}
+
 // next returns the match onig_search would report searching from start, or nil.
 func (c *compiledRegex) next(runes []rune, start int, f regexFlags, deadline time.Time) (*regexp2.Match, error) {
 	if f.longest {
 		return c.longestFrom(runes, start, f.notEmpty, deadline)
 	}
-	m, err := c.re.FindRunesMatchStartingAt(runes, start)
+	m, err := c.find(c.re, runes, start, false)
 	if err != nil {
-		return nil, c.timeoutError(err, len(runes))
+		return nil, err
 	}
 	for f.notEmpty && m != nil && m.Length == 0 {
 		// No position before m.Index matches at all; at m.Index the first path is empty,
@@ -623,15 +726,15 @@ func (c *compiledRegex) next(runes []rune, start int, f regexFlags, deadline tim
 		if err != nil {
 			return nil, err
 		}
-		m2, err := ne.FindRunesMatchStartingAt(runes, m.Index)
+		m2, err := c.find(ne, runes, m.Index, false)
 		if err != nil {
-			return nil, c.timeoutError(err, len(runes))
+			return nil, err
 		}
 		if m2 != nil || m.Index >= len(runes) {
 			return m2, nil
 		}
-		if m, err = c.re.FindRunesMatchStartingAt(runes, m.Index+1); err != nil {
-			return nil, c.timeoutError(err, len(runes))
+		if m, err = c.find(c.re, runes, m.Index+1, false); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
@@ -640,19 +743,28 @@ func (c *compiledRegex) next(runes []rune, start int, f regexFlags, deadline tim
 // longestFrom emulates ONIG_OPTION_FIND_LONGEST as Oniguruma builds it
 // (USE_FIND_LONGEST_SEARCH_ALL_OF_RANGE): the longest match over every start position from
 // start on, the earliest start winning ties, with the captures of the first path that
-// reached that length. regexp2 only reports a position's first path, so each longer
-// length is tried with endRe, longest first. That is quadratic in the input, so it is
-// bounded by one match timeout for the whole search.
+// reached that length. regexp2 only reports a position's first path, so each longer end
+// is tried in turn, longest first: with wholeRe on the input cut at that end when the
+// pattern never looks right of its end, else with endRe. That is quadratic in the input
+// per search, and a global search repeats it per match, so the whole call is bounded by
+// one match timeout (see matches).
 func (c *compiledRegex) longestFrom(runes []rune, start int, notEmpty bool, deadline time.Time) (*regexp2.Match, error) {
 	n := len(runes)
+	var whole *regexp2.Regexp
+	if !c.looksRight() {
+		var err error
+		if whole, err = c.wholeRe(); err != nil {
+			return nil, err
+		}
+	}
 	var best *regexp2.Match
 	for p := start; p <= n; p++ {
 		if best != nil && n-p <= best.Length {
 			break
 		}
-		m, err := c.re.FindRunesMatchStartingAt(runes, p)
+		m, err := c.find(c.re, runes, p, false)
 		if err != nil {
-			return nil, c.timeoutError(err, n)
+			return nil, err
 		}
 		if m == nil {
 			break
@@ -666,13 +778,18 @@ func (c *compiledRegex) longestFrom(runes []rune, start int, notEmpty bool, dead
 			if !deadline.IsZero() && time.Now().After(deadline) {
 				return nil, c.timeoutError(errors.New("longest-match search exceeded the match timeout"), n)
 			}
-			re, err := c.endRe(n - end)
+			var m2 *regexp2.Match
+			if whole != nil {
+				m2, err = c.find(whole, runes[:end], p, false)
+			} else {
+				var re *regexp2.Regexp
+				if re, err = c.endRe(n - end); err != nil {
+					return nil, err
+				}
+				m2, err = c.find(re, runes, p, false)
+			}
 			if err != nil {
 				return nil, err
-			}
-			m2, err := re.FindRunesMatchStartingAt(runes, p)
-			if err != nil {
-				return nil, c.timeoutError(err, n)
 			}
 			if m2 != nil {
 				m = m2
@@ -692,8 +809,8 @@ func (c *compiledRegex) longestFrom(runes []rune, start int, notEmpty bool, dead
 // matchObject builds jq's match object: offset and length in codepoints, and one capture
 // object per group in pattern order, {offset: -1, length: 0, string: null} for a group
 // that did not take part. Captures inside an empty match keep their real values, as in
-// gojq and jq 1.8; jq 1.7 reports each of them as {offset: <match offset>, length: 0,
-// string: ""} (jq issue #3093).
+// gojq; jq 1.7 reports every one of them as {offset: <match offset>, length: 0,
+// string: ""} (jq issue #3093; jq 1.8 reports the unmatched ones as above again).
 func (c *compiledRegex) matchObject(sub *regexSubject, m *regexp2.Match) map[string]any {
 	caps := make([]any, len(c.groups))
 	for i, g := range c.groups {
@@ -737,26 +854,25 @@ func (c *compiledRegex) groupObject(sub *regexSubject, m *regexp2.Match) map[str
 type regexSubject struct {
 	s     string
 	runes []rune
-	offs  []int // byte offset of each codepoint index (len(runes)+1 entries); nil if ASCII
+	offs  []int // byte offset of each codepoint index (len(runes)+1 entries), built on demand
 }
 
 // newRegexSubject decodes s once per call.
 func newRegexSubject(s string) *regexSubject {
-	sub := &regexSubject{s: s, runes: []rune(s)}
-	if len(sub.runes) != len(s) {
-		offs := make([]int, 0, len(sub.runes)+1)
-		for i := range s { // one step per rune, exactly as []rune(s) decodes
-			offs = append(offs, i)
-		}
-		sub.offs = append(offs, len(s))
-	}
-	return sub
+	return &regexSubject{s: s, runes: []rune(s)}
 }
 
 // slice returns the codepoints [a, b) of the subject.
 func (s *regexSubject) slice(a, b int) string {
-	if s.offs == nil {
+	if len(s.runes) == len(s.s) { // one byte per codepoint: indexes are byte offsets
 		return s.s[a:b]
+	}
+	if s.offs == nil {
+		s.offs = make([]int, 0, len(s.runes)+1)
+		for i := range s.s { // one step per codepoint, exactly as []rune(s) decodes
+			s.offs = append(s.offs, i)
+		}
+		s.offs = append(s.offs, len(s.s))
 	}
 	return s.s[s.offs[a]:s.offs[b]]
 }
