@@ -1,0 +1,4 @@
+package source
+
+// CleanRelPath exposes cleanRelPath to the external tests.
+var CleanRelPath = cleanRelPath
