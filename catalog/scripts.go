@@ -1,0 +1,489 @@
+package catalog
+
+import "github.com/redis/go-redis/v9"
+
+// luaPrelude holds the helpers every entity script shares, so that all of them encode
+// relations and hash content the same way. The scripts derive the keys they touch
+// from T (ARGV[1], "<prefix>:{<tenant>}"): every such key carries the tenant's hash
+// tag, so on Redis Cluster they are all in the slot of the declared KEYS, which route
+// the call.
+const luaPrelude = `
+local US = '\31'
+local EMPTY_HASH = redis.sha1hex('')
+
+local function split(s, sep)
+  local out, start = {}, 1
+  while true do
+    local i = string.find(s, sep, start, true)
+    if not i then
+      out[#out + 1] = string.sub(s, start)
+      return out
+    end
+    out[#out + 1] = string.sub(s, start, i - 1)
+    start = i + 1
+  end
+end
+
+local function toMap(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function isMeta(k) return string.sub(k, 1, 1) == '_' end
+
+-- relIDs returns the identifiers of an encoded relation value ("-", "=id", "[id US id").
+local function relIDs(v)
+  if not v then return {} end
+  local c = string.sub(v, 1, 1)
+  if c == '=' then return {string.sub(v, 2)} end
+  if c == '[' and #v > 1 then return split(string.sub(v, 2), US) end
+  return {}
+end
+
+-- without returns relation value v with identifier id removed (a single target becomes null).
+local function without(v, id)
+  local c = string.sub(v, 1, 1)
+  if c == '=' then
+    if string.sub(v, 2) == id then return '-' end
+    return v
+  end
+  if c == '[' then
+    local keep = {}
+    for _, x in ipairs(relIDs(v)) do if x ~= id then keep[#keep + 1] = x end end
+    return '[' .. table.concat(keep, US)
+  end
+  return v
+end
+
+-- contentHash hashes the content fields (every field not starting with "_") sorted by
+-- name, each length-prefixed so that no two different field sets hash the same text.
+local function contentHash(f)
+  local names = {}
+  for k, _ in pairs(f) do if not isMeta(k) then names[#names + 1] = k end end
+  if #names == 0 then return EMPTY_HASH end
+  table.sort(names)
+  local parts = {}
+  for _, k in ipairs(names) do
+    local v = f[k]
+    parts[#parts + 1] = #k .. ':' .. k .. #v .. ':' .. v
+  end
+  return redis.sha1hex(table.concat(parts))
+end
+
+-- call runs a variadic command in slices, since unpack has a stack limit.
+local function callChunked(cmd, key, args, step)
+  for s = 1, #args, step do
+    redis.call(cmd, key, unpack(args, s, math.min(s + step - 1, #args)))
+  end
+end
+
+local function flatten(t)
+  local out = {}
+  for k, v in pairs(t) do out[#out + 1] = k; out[#out + 1] = v end
+  return out
+end
+`
+
+// upsertScript writes one entity, applying every rule that depends on stored state.
+//
+// KEYS[1] the entity key T:e:<bp>US<id>; KEYS[2] the fence key (only when ARGV[2] is
+// not empty).
+//
+// ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] blueprint; ARGV[4] identifier;
+// ARGV[5] integration (new owner); ARGV[6] kind; ARGV[7] fetched-at µs; ARGV[8] now ms;
+// ARGV[9] merge "1"/"0"; ARGV[10] create missing targets "1"/"0"; ARGV[11] blueprint
+// generation the caller validated against; ARGV[12] contentHash of the fields this
+// write sets, computed by the caller; ARGV[13] "1" when the caller allows the fast
+// unchanged path (no required field left to the merge); then nset, nset pairs
+// (content field, value)
+// this write sets; then nrel, nrel triples (relation name, target blueprint, required
+// "1"/"0") for the relations this write sets; then nreq, nreq content fields that must
+// be set and not null after the merge (required ones the write left out).
+//
+// When the stored hash equals the write's own hash, the content after a merge or a
+// replace is the write's content, which is the stored content: the script answers
+// Unchanged from five meta fields without reading the entity (the common case of a
+// resync). Stored relation targets always exist (deletes clear or cascade), so the
+// target check is not needed there.
+//
+// Check-only form: ARGV[3] (blueprint) empty, ARGV[1], ARGV[2] and ARGV[11] set: the
+// caller found the write invalid and only needs to know that its blueprints were
+// current; returns {"checked"} after the fence and generation checks.
+//
+// Returns {"fenced"}, {"bpstale"} (blueprints changed since the caller read them:
+// reload and retry), {"checked"}, {"older"}, {"invalid", {fields}}, {"missing", {bp, id, ...}},
+// {"unchanged"}, or {"created"|"updated", {created bp, id, ...}, {kept field, value,
+// ...}, created ms} where kept are the content fields the merge kept from the stored
+// entity (those the caller does not know).
+var upsertScript = redis.NewScript(luaPrelude + `
+local T = ARGV[1]
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'fenced'} end
+if (redis.call('GET', T .. ':bpgen') or '0') ~= ARGV[11] then return {'bpstale'} end
+if ARGV[3] == '' then return {'checked'} end
+local bp, id, owner, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local fetched, now = tonumber(ARGV[7]), ARGV[8]
+local merge, createMissing = ARGV[9] == '1', ARGV[10] == '1'
+local ek = KEYS[1]
+local member = bp .. US .. id
+local ownKey = T .. ':own:' .. owner .. US .. kind
+
+local meta = redis.call('HMGET', ek, '_id', '_fetched', '_hash', '_owner', '_kind')
+local exists = meta[1] ~= false
+local oldFetched = tonumber(meta[2] or '0')
+if exists and fetched < oldFetched then return {'older'} end
+if exists and ARGV[13] == '1' and meta[3] == ARGV[12] and meta[4] == owner and meta[5] == kind then
+  redis.call('ZADD', ownKey, now, member)
+  if fetched > oldFetched then redis.call('HSET', ek, '_fetched', ARGV[7]) end
+  return {'unchanged'}
+end
+
+local old = toMap(redis.call('HGETALL', ek))
+
+local new, set = {}, {}
+if exists and merge then
+  for k, v in pairs(old) do if not isMeta(k) then new[k] = v end end
+end
+local i = 14
+for _ = 1, tonumber(ARGV[i]) do
+  new[ARGV[i + 1]] = ARGV[i + 2]; set[ARGV[i + 1]] = true
+  i = i + 2
+end
+i = i + 1
+local rels = {}
+for _ = 1, tonumber(ARGV[i]) do
+  rels[#rels + 1] = {ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}
+  i = i + 3
+end
+i = i + 1
+local invalid = {}
+for _ = 1, tonumber(ARGV[i]) do
+  local f = ARGV[i + 1]
+  local v = new[f]
+  if v == nil or v == 'null' or (string.sub(f, 1, 2) == 'r:' and (v == '-' or v == '[')) then
+    invalid[#invalid + 1] = f
+  end
+  i = i + 1
+end
+if #invalid > 0 then return {'invalid', invalid} end
+
+-- Relation targets: every identifier this write points at must exist.
+local missing, seen = {}, {}
+for _, r in ipairs(rels) do
+  for _, tid in ipairs(relIDs(new['r:' .. r[1]])) do
+    local tk = T .. ':e:' .. r[2] .. US .. tid
+    if tk ~= ek and not seen[tk] then
+      seen[tk] = true
+      if redis.call('EXISTS', tk) == 0 then missing[#missing + 1] = r[2]; missing[#missing + 1] = tid end
+    end
+  end
+end
+if #missing > 0 and not createMissing then return {'missing', missing} end
+for j = 1, #missing, 2 do
+  local tbp, tid = missing[j], missing[j + 1]
+  redis.call('HSET', T .. ':e:' .. tbp .. US .. tid, '_bp', tbp, '_id', tid, '_created', now,
+    '_updated', now, '_fetched', '0', '_hash', EMPTY_HASH)
+  redis.call('ZADD', T .. ':ids:' .. tbp, 0, tid)
+end
+
+-- The caller's hash is the content's when the merge kept nothing of the stored entity.
+local h = ARGV[12]
+for k, _ in pairs(new) do
+  if not set[k] then h = contentHash(new); break end
+end
+if exists and old['_hash'] == h and old['_owner'] == owner and old['_kind'] == kind then
+  redis.call('ZADD', ownKey, now, member)
+  if fetched > oldFetched then redis.call('HSET', ek, '_fetched', ARGV[7]) end
+  return {'unchanged'}
+end
+
+-- Reverse index: diff each relation this write sets, and each one a replace drops.
+local function reindex(name, oldv, oldmeta, newv, newmeta)
+  local src = member .. US .. name .. US
+  local function each(ids, meta, cmd, skip)
+    local m = split(meta, US)
+    for _, tid in ipairs(ids) do
+      if not (skip and skip[tid]) then
+        redis.call(cmd, T .. ':rev:' .. m[1] .. US .. tid, src .. m[2])
+      end
+    end
+  end
+  local oldIDs = oldmeta and relIDs(oldv) or {}
+  local newIDs = newmeta and relIDs(newv) or {}
+  if oldmeta and oldmeta == newmeta then
+    local o, n = {}, {}
+    for _, x in ipairs(oldIDs) do o[x] = true end
+    for _, x in ipairs(newIDs) do n[x] = true end
+    each(oldIDs, oldmeta, 'SREM', n)
+    each(newIDs, newmeta, 'SADD', o)
+  else
+    if oldmeta then each(oldIDs, oldmeta, 'SREM') end
+    if newmeta then each(newIDs, newmeta, 'SADD') end
+  end
+end
+
+local hs, del = {}, {}
+for _, r in ipairs(rels) do
+  local meta = r[2] .. US .. r[3]
+  reindex(r[1], old['r:' .. r[1]], old['_r:' .. r[1]], new['r:' .. r[1]], meta)
+  if old['_r:' .. r[1]] ~= meta then hs[#hs + 1] = '_r:' .. r[1]; hs[#hs + 1] = meta end
+end
+for k, v in pairs(old) do
+  if not isMeta(k) and new[k] == nil then
+    del[#del + 1] = k
+    if string.sub(k, 1, 2) == 'r:' then
+      local name = string.sub(k, 3)
+      reindex(name, v, old['_r:' .. name], nil, nil)
+      del[#del + 1] = '_r:' .. name
+    end
+  end
+end
+if #del > 0 then callChunked('HDEL', ek, del, 500) end
+
+local created = old['_created'] or now
+for k, v in pairs(new) do
+  if old[k] ~= v then hs[#hs + 1] = k; hs[#hs + 1] = v end
+end
+for _, kv in ipairs({{'_bp', bp}, {'_id', id}, {'_owner', owner}, {'_kind', kind}, {'_hash', h},
+    {'_updated', now}, {'_created', created}}) do
+  if old[kv[1]] ~= kv[2] then hs[#hs + 1] = kv[1]; hs[#hs + 1] = kv[2] end
+end
+if not exists or fetched > oldFetched then hs[#hs + 1] = '_fetched'; hs[#hs + 1] = ARGV[7] end
+callChunked('HSET', ek, hs, 500)
+
+if not exists then redis.call('ZADD', T .. ':ids:' .. bp, 0, id) end
+local oldOwner = old['_owner']
+if oldOwner and oldOwner ~= '' and (oldOwner ~= owner or old['_kind'] ~= kind) then
+  redis.call('ZREM', T .. ':own:' .. oldOwner .. US .. old['_kind'], member)
+end
+redis.call('ZADD', ownKey, now, member)
+redis.call('SADD', T .. ':kinds:' .. owner, kind)
+
+local kept = {}
+for k, v in pairs(new) do
+  if not set[k] then kept[#kept + 1] = k; kept[#kept + 1] = v end
+end
+local status = 'updated'
+if not exists then status = 'created' end
+return {status, missing, kept, created}
+`)
+
+// deleteScript deletes entities atomically, keeping the reverse index exact and
+// never leaving a required relation pointing at a deleted entity.
+//
+// KEYS[1] routing key T:bpgen; KEYS[2] the fence key (only when ARGV[2] is not empty).
+//
+// ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] now ms; ARGV[4] mode: "any", "stale"
+// or "owned"; ARGV[5] integration (stale, owned); ARGV[6] cut-off ms (stale); ARGV[7]
+// nkinds, then nkinds kinds (stale); then triples (blueprint, identifier, check "1"/"0"),
+// ordered so that dependents come before what they depend on. An entity with check "1"
+// is deleted only if it is still the integration's ("owned"), and for "stale" also of
+// one of the kinds and last written before the cut-off, so that an entity refreshed
+// while the run went on survives.
+//
+// Candidates whose required dependents are not all candidates too are not deleted
+// (repeated until stable, so a chain of them is kept whole). Optional relations of
+// survivors that point at a deleted entity are cleared (a single target becomes null,
+// a list loses the identifier) and the survivor's hash and _updated are rewritten.
+//
+// Returns {"fenced"}, or {"ok", deleted, blocked, gone, fresh, cleared}: deleted and
+// cleared are lists of {bp, id, field, value, ...} (the entity before deletion, and
+// after clearing); blocked, gone (no such entity) and fresh (check failed) are flat
+// lists bp, id, ....
+var deleteScript = redis.NewScript(luaPrelude + `
+local T = ARGV[1]
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'fenced'} end
+local now, mode, integ, before = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local kinds = {}
+local i = 7
+for _ = 1, tonumber(ARGV[i]) do kinds[ARGV[i + 1]] = true; i = i + 1 end
+i = i + 1
+
+local cands, isCand = {}, {}
+local gone, fresh, blocked = {}, {}, {}
+while i + 2 <= #ARGV do
+  local bp, id, check = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  local ek = T .. ':e:' .. bp .. US .. id
+  if not isCand[ek] then
+    local f = toMap(redis.call('HGETALL', ek))
+    if not f['_id'] then
+      gone[#gone + 1] = bp; gone[#gone + 1] = id
+    else
+      local ok = true
+      if check == '1' and mode ~= 'any' then
+        ok = f['_owner'] == integ
+        if ok and mode == 'stale' then
+          ok = kinds[f['_kind']] == true
+          if ok then
+            local score = redis.call('ZSCORE', T .. ':own:' .. integ .. US .. f['_kind'], bp .. US .. id)
+            ok = score ~= false and tonumber(score) < before
+          end
+        end
+      end
+      if ok then
+        isCand[ek] = true
+        cands[#cands + 1] = {bp = bp, id = id, ek = ek, f = f, rev = redis.call('SMEMBERS', T .. ':rev:' .. bp .. US .. id)}
+      else
+        fresh[#fresh + 1] = bp; fresh[#fresh + 1] = id
+      end
+    end
+  end
+end
+
+-- Keep every candidate a required relation of a non-candidate points at, until stable.
+local changed = true
+while changed do
+  changed = false
+  for _, c in ipairs(cands) do
+    if isCand[c.ek] then
+      for _, m in ipairs(c.rev) do
+        local p = split(m, US)
+        if p[4] == '1' and not isCand[T .. ':e:' .. p[1] .. US .. p[2]] then
+          isCand[c.ek] = nil
+          blocked[#blocked + 1] = c.bp; blocked[#blocked + 1] = c.id
+          changed = true
+          break
+        end
+      end
+    end
+  end
+end
+
+local deleted, cleared, clearedOrder = {}, {}, {}
+for _, c in ipairs(cands) do
+  if isCand[c.ek] then
+    local f = c.f
+    -- Its own relations leave the targets' reverse index.
+    for k, meta in pairs(f) do
+      if string.sub(k, 1, 3) == '_r:' then
+        local name = string.sub(k, 4)
+        local m = split(meta, US)
+        local src = c.bp .. US .. c.id .. US .. name .. US .. m[2]
+        for _, tid in ipairs(relIDs(f['r:' .. name])) do
+          redis.call('SREM', T .. ':rev:' .. m[1] .. US .. tid, src)
+        end
+      end
+    end
+    -- Optional relations of survivors pointing here are cleared.
+    local rk = T .. ':rev:' .. c.bp .. US .. c.id
+    for _, m in ipairs(redis.call('SMEMBERS', rk)) do
+      local p = split(m, US)
+      local sk = T .. ':e:' .. p[1] .. US .. p[2]
+      if not isCand[sk] then
+        local field = 'r:' .. p[3]
+        local v = redis.call('HGET', sk, field)
+        if v then
+          local nv = without(v, c.id)
+          if nv ~= v then
+            redis.call('HSET', sk, field, nv)
+            if not cleared[sk] then
+              cleared[sk] = true
+              clearedOrder[#clearedOrder + 1] = {p[1], p[2], sk}
+            end
+          end
+        end
+      end
+    end
+    redis.call('DEL', rk)
+    redis.call('ZREM', T .. ':ids:' .. c.bp, c.id)
+    if f['_owner'] and f['_owner'] ~= '' then
+      redis.call('ZREM', T .. ':own:' .. f['_owner'] .. US .. f['_kind'], c.bp .. US .. c.id)
+    end
+    redis.call('DEL', c.ek)
+    local out = {c.bp, c.id}
+    for k, v in pairs(f) do out[#out + 1] = k; out[#out + 1] = v end
+    deleted[#deleted + 1] = out
+  end
+end
+
+local clearedOut = {}
+for _, s in ipairs(clearedOrder) do
+  local f = toMap(redis.call('HGETALL', s[3]))
+  if f['_id'] then
+    f['_hash'] = contentHash(f)
+    f['_updated'] = now
+    redis.call('HSET', s[3], '_hash', f['_hash'], '_updated', now)
+    local out = {s[1], s[2]}
+    for k, v in pairs(f) do out[#out + 1] = k; out[#out + 1] = v end
+    clearedOut[#clearedOut + 1] = out
+  end
+end
+return {'ok', deleted, blocked, gone, fresh, clearedOut}
+`)
+
+// putBlueprintScript stores a blueprint and bumps the tenant's blueprint generation.
+//
+// KEYS[1] T:bp; KEYS[2] T:bpgen; KEYS[3] T:ids:<bp>.
+// ARGV[1] blueprint identifier; ARGV[2] blueprint JSON; then pairs (relation name,
+// target blueprint) of the new definition.
+//
+// Returns {"retarget", relation, old target} without writing when entities of the
+// blueprint exist and a relation keeps its name but changes its target (their stored
+// identifiers would silently point into another blueprint); else {"ok", old JSON or ""}.
+var putBlueprintScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old and redis.call('ZCARD', KEYS[3]) > 0 then
+  local rels = cjson.decode(old)['relations']
+  if type(rels) == 'table' then
+    for i = 3, #ARGV, 2 do
+      local r = rels[ARGV[i]]
+      if type(r) == 'table' and r['target'] ~= ARGV[i + 1] then
+        return {'retarget', ARGV[i], tostring(r['target'])}
+      end
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+return {'ok', old or ''}
+`)
+
+// deleteBlueprintScript deletes a blueprint that has no entities.
+//
+// KEYS[1] T:bp; KEYS[2] T:bpgen; KEYS[3] T:ids:<bp>. ARGV[1] blueprint identifier.
+// Returns -1 when there was no such blueprint, the number of its entities (and deletes
+// nothing) when there are any, else 0.
+var deleteBlueprintScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+local n = redis.call('ZCARD', KEYS[3])
+if n > 0 then return n end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[2])
+return 0
+`)
+
+// reflagScript rewrites the reverse index entries of relations whose required flag
+// changed in the blueprint, for a slice of the blueprint's entities; each entity's
+// _r: meta says which flag its entries carry, so running it twice is harmless.
+//
+// KEYS[1] routing key T:bpgen. ARGV[1] T; ARGV[2] blueprint; ARGV[3] n, then n pairs
+// (relation name, required "1"/"0"); then identifiers. Returns the number of entities
+// changed.
+var reflagScript = redis.NewScript(luaPrelude + `
+local T, bp = ARGV[1], ARGV[2]
+local n = tonumber(ARGV[3])
+local changed = 0
+for j = 4 + 2 * n, #ARGV do
+  local id = ARGV[j]
+  local ek = T .. ':e:' .. bp .. US .. id
+  for r = 0, n - 1 do
+    local name, req = ARGV[4 + 2 * r], ARGV[5 + 2 * r]
+    local meta = redis.call('HGET', ek, '_r:' .. name)
+    if meta then
+      local m = split(meta, US)
+      if m[2] ~= req then
+        local src = bp .. US .. id .. US .. name .. US
+        for _, tid in ipairs(relIDs(redis.call('HGET', ek, 'r:' .. name) or nil)) do
+          local rk = T .. ':rev:' .. m[1] .. US .. tid
+          redis.call('SREM', rk, src .. m[2])
+          redis.call('SADD', rk, src .. req)
+        end
+        redis.call('HSET', ek, '_r:' .. name, m[1] .. US .. req)
+        changed = changed + 1
+      end
+    end
+  end
+end
+return changed
+`)

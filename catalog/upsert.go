@@ -1,0 +1,470 @@
+package catalog
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/configsync/configsync/blueprint"
+)
+
+// maxBlueprintRetries bounds how often a batch is re-validated because blueprints
+// changed under it; more means someone is changing them in a loop.
+const maxBlueprintRetries = 3
+
+// Upsert writes a batch of entities of one tenant and reports each write's outcome at
+// its index. The batch is one pipeline of upsertScript calls, so it costs one round
+// trip whatever its size, and each entity's write is atomic.
+//
+// Go validates each write against the blueprint (cached per tenant, see blueprints);
+// the script then applies, against the stored entity: the fence, the blueprint
+// generation (a change since the cache was read sends the write back to be validated
+// again), fetch-time ordering (SkippedOlder), required fields after a merge, relation
+// targets (barebones creation or MissingTargets), change detection by content hash
+// (Unchanged), the ownership index and the reverse relation index. Writes Go finds
+// invalid are confirmed by a generation check in the same pipeline, so a stale cache
+// never fails a write either.
+//
+// A zero Write.FetchedAt is Invalid: without it ordering cannot be decided. The error
+// return is for Redis failures and bad arguments; a failed write is an Outcome.
+func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, writes []Write) ([]Outcome, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	if err := checkFence(tenant, fence); err != nil {
+		return nil, err
+	}
+	outcomes := make([]Outcome, len(writes))
+	if len(writes) == 0 {
+		return outcomes, nil
+	}
+	bc, err := c.blueprints(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	t := c.tkey(tenant)
+	fenceKey, token := fenceArgs(fence)
+	pending := make([]int, len(writes))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 0; ; attempt++ {
+		now := c.clock()
+		var calls []scriptCall
+		var preps []*prepared
+		for _, i := range pending {
+			p := prepare(tenant, bc, &writes[i])
+			p.index = i
+			outcomes[i] = Outcome{Warnings: p.warnings}
+			preps = append(preps, p)
+			calls = append(calls, p.call(t, fenceKey, token, now, bc.gen))
+		}
+		results, err := c.runPipeline(ctx, upsertScript, calls)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: tenant %q: upserting %d entities: %w", tenant, len(calls), err)
+		}
+		pending = pending[:0]
+		for k, res := range results {
+			p := preps[k]
+			stale, err := p.outcome(&outcomes[p.index], res, now)
+			if err != nil {
+				return nil, fmt.Errorf("catalog: tenant %q: %s/%s: %w", tenant, p.w.Entity.Blueprint, p.w.Entity.Identifier, err)
+			}
+			if stale {
+				pending = append(pending, p.index)
+			}
+		}
+		if len(pending) == 0 {
+			return outcomes, nil
+		}
+		if attempt+1 >= maxBlueprintRetries {
+			return nil, fmt.Errorf("catalog: tenant %q: blueprints changed during %d attempts to write %d entities", tenant, maxBlueprintRetries, len(pending))
+		}
+		if bc, err = c.blueprints(ctx, tenant, true); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// prepared is one write validated and encoded for upsertScript.
+type prepared struct {
+	index    int
+	w        *Write
+	tenant   string
+	warnings []string
+	err      error
+
+	fields   []string // content field, value, ... this write sets
+	rels     []string // relation name, target blueprint, required, ...
+	required []string // content fields that must be set after a merge
+	// What the write sets, as Go values, for the Change's entity.
+	props     map[string]any
+	relations map[string]any
+}
+
+// prepare validates a write and encodes its content fields. Validation that needs the
+// stored entity (required fields a merge leaves out) is left to the script.
+func prepare(tenant string, bc *bpCache, w *Write) *prepared {
+	e := &w.Entity
+	p := &prepared{w: w, tenant: tenant}
+	invalid := func(errs ...error) *prepared {
+		p.err = fmt.Errorf("catalog: tenant %q: %s/%s: %w", tenant, e.Blueprint, e.Identifier, errors.Join(errs...))
+		return p
+	}
+	var problems []error
+	for _, chk := range []struct{ what, v string }{{"identifier", e.Identifier}, {"integration", w.Integration}} {
+		if err := checkName(chk.what, chk.v); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if strings.Contains(w.Kind, US) {
+		problems = append(problems, fmt.Errorf("kind %q contains the unit separator \\x1f", w.Kind))
+	}
+	if w.FetchedAt.IsZero() {
+		problems = append(problems, errors.New("FetchedAt is not set, so the write cannot be ordered against newer ones"))
+	}
+	b, ok := bc.bps[e.Blueprint]
+	if !ok {
+		problems = append(problems, fmt.Errorf("blueprint %q does not exist", e.Blueprint))
+		return invalid(problems...)
+	}
+
+	// Properties.
+	var cleaned map[string]any
+	var absent []string
+	var err error
+	if w.Merge {
+		cleaned, p.warnings, absent, err = b.ValidatePatch(e.Properties)
+	} else {
+		cleaned, p.warnings, err = b.ValidateEntity(e.Properties)
+	}
+	if err != nil {
+		problems = append(problems, err)
+	}
+	for _, name := range absent {
+		p.required = append(p.required, "p:"+name)
+	}
+	p.props = cleaned
+	if e.Title != "" {
+		p.fields = append(p.fields, "title", e.Title)
+	}
+	if e.Icon != "" {
+		p.fields = append(p.fields, "icon", e.Icon)
+	}
+	if len(e.Team) > 0 {
+		team, _ := json.Marshal(e.Team) // a []string always encodes
+		p.fields = append(p.fields, "team", string(team))
+	}
+	for _, name := range slices.Sorted(maps.Keys(cleaned)) {
+		data, err := json.Marshal(cleaned[name])
+		if err != nil {
+			problems = append(problems, fmt.Errorf("property %q: %w", name, err))
+			continue
+		}
+		p.fields = append(p.fields, "p:"+name, string(data))
+	}
+
+	// Relations.
+	p.relations = make(map[string]any, len(e.Relations))
+	for _, name := range slices.Sorted(maps.Keys(e.Relations)) {
+		rel, ok := b.Relations[name]
+		if !ok {
+			p.warnings = append(p.warnings, fmt.Sprintf("relation %q is not in blueprint %q; dropped", name, b.Identifier))
+			continue
+		}
+		enc, norm, ids, err := encodeRelation(rel, e.Relations[name])
+		if err != nil {
+			problems = append(problems, fmt.Errorf("relation %q: %w", name, err))
+			continue
+		}
+		if rel.Required && len(ids) == 0 {
+			problems = append(problems, fmt.Errorf("relation %q is required, got no target", name))
+			continue
+		}
+		if _, ok := bc.bps[rel.Target]; !ok && len(ids) > 0 {
+			problems = append(problems, fmt.Errorf("relation %q targets blueprint %q, which does not exist", name, rel.Target))
+			continue
+		}
+		p.fields = append(p.fields, "r:"+name, enc)
+		p.rels = append(p.rels, name, rel.Target, flag(rel.Required))
+		p.relations[name] = norm
+	}
+	for _, name := range slices.Sorted(maps.Keys(b.Relations)) {
+		if _, set := e.Relations[name]; set || !b.Relations[name].Required {
+			continue
+		}
+		if w.Merge {
+			p.required = append(p.required, "r:"+name)
+		} else {
+			problems = append(problems, fmt.Errorf("relation %q is required", name))
+		}
+	}
+	if len(problems) > 0 {
+		return invalid(problems...)
+	}
+	return p
+}
+
+// encodeRelation checks a relation value and returns its stored form, the value as
+// Entity.Relations holds it, and its target identifiers. A lone string is accepted
+// for a many relation as a list of one (mappings often yield one identifier where a
+// list is expected); a list for a single relation is refused, since which element was
+// meant cannot be known.
+func encodeRelation(rel blueprint.Relation, v any) (enc string, norm any, ids []string, err error) {
+	switch x := v.(type) {
+	case nil:
+		return "-", nil, nil, nil
+	case string:
+		if err := checkName("target identifier", x); err != nil {
+			return "", nil, nil, err
+		}
+		if rel.Many {
+			return "[" + x, []string{x}, []string{x}, nil
+		}
+		return "=" + x, x, []string{x}, nil
+	case []string:
+		ids = x
+	case []any:
+		ids = make([]string, len(x))
+		for i, el := range x {
+			s, ok := el.(string)
+			if !ok {
+				return "", nil, nil, fmt.Errorf("element %d is %T, not an identifier", i, el)
+			}
+			ids[i] = s
+		}
+	default:
+		return "", nil, nil, fmt.Errorf("want an identifier or a list of them, got %T", v)
+	}
+	if !rel.Many {
+		return "", nil, nil, fmt.Errorf("takes one identifier (it is not many), got a list of %d", len(ids))
+	}
+	for _, id := range ids {
+		if err := checkName("target identifier", id); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	ids = slices.Clone(ids)
+	return "[" + strings.Join(ids, US), ids, ids, nil
+}
+
+// call builds the script call of a prepared write. A write found invalid still gets
+// a call, in check-only form (empty blueprint argument): it confirms the blueprints
+// it was judged by are current, since a blueprint or property another process just
+// added would otherwise make a valid write fail. It rides in the same pipeline, so
+// it costs no round trip.
+func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string) scriptCall {
+	e := &p.w.Entity
+	keys := []string{entityKey(t, e.Blueprint, e.Identifier)}
+	if token != "" {
+		keys = append(keys, fenceKey)
+	}
+	if p.err != nil {
+		return scriptCall{keys: keys, args: []any{t, token, "", "", "", "", "0", "0", "0", "0", gen}}
+	}
+	args := make([]any, 0, 16+len(p.fields)+len(p.rels)+len(p.required))
+	args = append(args, t, token, e.Blueprint, e.Identifier, p.w.Integration, p.w.Kind,
+		strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10), strconv.FormatInt(now.UnixMilli(), 10),
+		flag(p.w.Merge), flag(p.w.CreateMissing), gen, contentHash(p.fields), flag(len(p.required) == 0), len(p.fields)/2)
+	for _, s := range p.fields {
+		args = append(args, s)
+	}
+	args = append(args, len(p.rels)/3)
+	for _, s := range p.rels {
+		args = append(args, s)
+	}
+	args = append(args, len(p.required))
+	for _, s := range p.required {
+		args = append(args, s)
+	}
+	return scriptCall{keys: keys, args: args}
+}
+
+// outcome fills o from the script's reply. It returns stale when the blueprints
+// changed and the write must be validated again.
+func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err error) {
+	reply, ok := res.([]any)
+	if !ok || len(reply) == 0 {
+		return false, fmt.Errorf("unexpected script reply %v", res)
+	}
+	e := &p.w.Entity
+	switch status, _ := reply[0].(string); status {
+	case "fenced":
+		o.Status = Fenced
+	case "bpstale":
+		return true, nil
+	case "checked":
+		o.Status, o.Err = Invalid, p.err
+	case "older":
+		o.Status = SkippedOlder
+	case "unchanged":
+		o.Status = Unchanged
+	case "invalid":
+		var errs []error
+		for _, f := range strs(reply[1]) {
+			what, name := "property", strings.TrimPrefix(f, "p:")
+			if strings.HasPrefix(f, "r:") {
+				what, name = "relation", f[2:]
+			}
+			errs = append(errs, fmt.Errorf("%s %q is required, and neither the merged write nor the stored entity sets it", what, name))
+		}
+		o.Status = Invalid
+		o.Err = fmt.Errorf("catalog: tenant %q: %s/%s: %w", p.tenant, e.Blueprint, e.Identifier, errors.Join(errs...))
+	case "missing":
+		o.Status = MissingTargets
+		o.Missing = refs(strs(reply[1]))
+	case "created", "updated":
+		if len(reply) < 4 {
+			return false, fmt.Errorf("unexpected script reply %v", res)
+		}
+		o.Status = Created
+		op := OpCreated
+		if status == "updated" {
+			o.Status, op = Updated, OpUpdated
+		}
+		o.Created = refs(strs(reply[1]))
+		for _, r := range o.Created {
+			o.CreatedChanges = append(o.CreatedChanges, Change{
+				ChangeID: newChangeID(), Op: OpCreated, Blueprint: r.Blueprint, Identifier: r.Identifier,
+				Entity: &Entity{Identifier: r.Identifier, Blueprint: r.Blueprint, Properties: map[string]any{},
+					Relations: map[string]any{}, CreatedAt: msTime(now.UnixMilli()), UpdatedAt: msTime(now.UnixMilli())},
+			})
+		}
+		ent, err := p.entity(strs(reply[2]), reply[3], now)
+		if err != nil {
+			return false, err
+		}
+		o.Change = &Change{ChangeID: newChangeID(), Op: op, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
+	default:
+		return false, fmt.Errorf("unexpected script reply %v", res)
+	}
+	return false, nil
+}
+
+// entity builds the written entity from what the write set and the fields a merge kept.
+func (p *prepared) entity(kept []string, created any, now time.Time) (*Entity, error) {
+	e := &p.w.Entity
+	f := make(map[string]string, len(kept)/2)
+	for i := 0; i+1 < len(kept); i += 2 {
+		f[kept[i]] = kept[i+1]
+	}
+	f["_bp"], f["_id"], f["_owner"], f["_kind"] = e.Blueprint, e.Identifier, p.w.Integration, p.w.Kind
+	f["_updated"] = strconv.FormatInt(now.UnixMilli(), 10)
+	f["_created"], _ = created.(string)
+	ent, err := decodeEntity(f)
+	if err != nil {
+		return nil, err
+	}
+	if e.Title != "" {
+		ent.Title = e.Title
+	}
+	if e.Icon != "" {
+		ent.Icon = e.Icon
+	}
+	if len(e.Team) > 0 {
+		ent.Team = slices.Clone(e.Team)
+	}
+	maps.Copy(ent.Properties, p.props)
+	maps.Copy(ent.Relations, p.relations)
+	return ent, nil
+}
+
+// contentHash is the Lua contentHash of a list of content field/value pairs: SHA-1
+// in hex over the fields sorted by name, each written as "<len>:<name><len>:<value>".
+// It must stay byte-for-byte the same as the script's.
+func contentHash(fields []string) string {
+	idx := make([]int, 0, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		idx = append(idx, i)
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(fields[a], fields[b]) })
+	h := sha1.New()
+	var num []byte
+	for _, i := range idx {
+		for _, s := range fields[i : i+2] {
+			num = strconv.AppendInt(num[:0], int64(len(s)), 10)
+			num = append(num, ':')
+			h.Write(num)
+			io.WriteString(h, s)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// scriptCall is one EVALSHA of a pipeline.
+type scriptCall struct {
+	keys []string
+	args []any
+}
+
+// runPipeline sends the calls as one pipeline and returns their replies in order. A
+// reply that is a Redis error fails the whole call: the scripts report outcomes as
+// values, so an error means a bug or a broken server. When Redis lost the script
+// (restart, SCRIPT FLUSH) it is loaded and the calls that did not run are sent again.
+func (c *Catalog) runPipeline(ctx context.Context, s *redis.Script, calls []scriptCall) ([]any, error) {
+	results := make([]any, len(calls))
+	todo := make([]int, len(calls))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		pipe := c.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(todo))
+		for k, i := range todo {
+			cmds[k] = s.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command below
+		var again []int
+		for k, i := range todo {
+			err := cmds[k].Err()
+			switch {
+			case err == nil:
+				results[i] = cmds[k].Val()
+			case redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
+				again = append(again, i)
+			default:
+				return nil, err
+			}
+		}
+		if len(again) > 0 {
+			if err := s.Load(ctx, c.rdb).Err(); err != nil {
+				return nil, fmt.Errorf("loading script: %w", err)
+			}
+		}
+		todo = again
+	}
+	return results, nil
+}
+
+// strs reads a script reply array of strings.
+func strs(v any) []string {
+	arr, _ := v.([]any)
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// refs reads a flat list bp, id, bp, id, ....
+func refs(flat []string) []Ref {
+	var out []Ref
+	for i := 0; i+1 < len(flat); i += 2 {
+		out = append(out, Ref{Blueprint: flat[i], Identifier: flat[i+1]})
+	}
+	return out
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
