@@ -1,0 +1,327 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/configsync/configsync/catalog"
+	"github.com/configsync/configsync/integration"
+	"github.com/configsync/configsync/lease"
+	"github.com/configsync/configsync/mapping"
+	"github.com/configsync/configsync/queue"
+	"github.com/configsync/configsync/run"
+	"github.com/configsync/configsync/source"
+)
+
+// errStopRun ends a run early for a reason recorded in its status.
+type errStopRun struct {
+	status run.Status
+	msg    string
+}
+
+func (e *errStopRun) Error() string { return e.msg }
+
+// sync runs one integration under its lease. Events that a run already covered (it
+// started after they were published, with their config or a newer one) are acked
+// without work, which coalesces bursts.
+func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.Integration, trigger string, log *zap.Logger) error {
+	env := d.Envelope
+	if latest, err := w.Runs.Latest(ctx, in.Tenant, in.ID); err == nil && latest.Status.Done() && latest.StartedAt != nil &&
+		latest.StartedAt.After(env.Time) && latest.ConfigVersion >= in.ConfigVersion && latest.Status != run.Failed {
+		log.Info("a run that started after this event already covered it", zap.String("run", latest.ID))
+		return nil
+	}
+	if in.ConfigVersion == 0 {
+		return permanent("integration %s/%s has no config yet", in.Tenant, in.ID)
+	}
+	l, err := w.Leases.Acquire(ctx, in.Tenant, in.ID)
+	if errors.Is(err, lease.ErrHeld) {
+		return errLeaseHeld
+	}
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go l.KeepAlive(runCtx, func(err error) { cancel(fmt.Errorf("lease lost: %w", err)) })
+	go w.heartbeat(runCtx, d)
+	defer func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, lease.ErrLost) {
+			log.Warn("releasing the lease", zap.Error(err))
+		}
+	}()
+	w.markLost(ctx, in, l.Token, log)
+
+	// The newest version wins, whatever the event named.
+	fresh, err := w.Integrations.Get(ctx, in.Tenant, in.ID)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	rec := &run.Record{
+		ID: "run-" + uuid.NewString(), Tenant: in.Tenant, Integration: in.ID, Trigger: trigger,
+		ConfigVersion: fresh.ConfigVersion, Status: run.Running, Worker: w.cfg.ID, LeaseToken: l.Token,
+		QueuedAt: env.Time, StartedAt: &now, Counts: map[string]*run.Counts{}, Errors: []string{},
+	}
+	log = log.With(zap.String("run", rec.ID), zap.Int64("configVersion", rec.ConfigVersion))
+	if err := w.Runs.Put(ctx, rec); err != nil {
+		return err
+	}
+	log.Info("run started")
+	r := &runner{w: w, ctx: runCtx, in: fresh, rec: rec, fence: &catalog.Fence{Key: l.Key, Token: l.Token}, log: log, started: now}
+	runErr := r.execute()
+	finished := time.Now().UTC()
+	rec.FinishedAt = &finished
+	var stop *errStopRun
+	switch {
+	case runErr == nil:
+		if rec.Status == run.Running {
+			rec.Status = run.Succeeded
+		}
+	case errors.As(runErr, &stop):
+		rec.Status, rec.Message = stop.status, stop.msg
+	default:
+		rec.Status = run.Failed
+		rec.Message = runErr.Error()
+		if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil {
+			rec.Message = cause.Error()
+		}
+	}
+	if err := w.Runs.Put(context.WithoutCancel(ctx), rec); err != nil {
+		return err
+	}
+	log.Info("run finished", zap.String("status", string(rec.Status)), zap.Duration("took", finished.Sub(now)))
+	var perm *permanentError
+	if rec.Status == run.Failed && !errors.As(runErr, &perm) {
+		// A failed run is retried with backoff; it deleted nothing.
+		return runErr
+	}
+	return nil
+}
+
+// markLost fails the run a dead worker left behind: it is "running" under an older
+// lease token that no longer holds the lease.
+func (w *Worker) markLost(ctx context.Context, in *integration.Integration, token int64, log *zap.Logger) {
+	latest, err := w.Runs.Latest(ctx, in.Tenant, in.ID)
+	if err != nil || latest.Status != run.Running || latest.LeaseToken >= token {
+		return
+	}
+	now := time.Now().UTC()
+	latest.Status, latest.Message, latest.FinishedAt = run.Failed, "worker lost", &now
+	if err := w.Runs.Put(ctx, latest); err != nil {
+		log.Warn("marking a lost run failed", zap.String("run", latest.ID), zap.Error(err))
+		return
+	}
+	log.Warn("took over from a lost worker", zap.String("lostRun", latest.ID), zap.String("lostWorker", latest.Worker))
+}
+
+// heartbeat tells NATS the event is still being worked on, so that a long run is not
+// redelivered to another worker.
+func (w *Worker) heartbeat(ctx context.Context, d *queue.Delivery) {
+	t := time.NewTicker(w.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = d.InProgress()
+		}
+	}
+}
+
+// runner holds one run's state.
+type runner struct {
+	w       *Worker
+	ctx     context.Context
+	in      *integration.Integration
+	rec     *run.Record
+	fence   *catalog.Fence
+	log     *zap.Logger
+	started time.Time
+	prog    *mapping.Program
+	// waiting holds writes whose relation targets did not exist yet (with
+	// createMissingRelatedEntities false); they are tried again at the end of the run.
+	waiting []pendingWrite
+}
+
+type pendingWrite struct {
+	write catalog.Write
+	kind  string
+}
+
+func (r *runner) execute() error {
+	prog, err := r.w.program(r.ctx, r.in, r.rec.ConfigVersion)
+	if err != nil {
+		return err
+	}
+	r.prog = prog
+	creds, err := r.w.Integrations.Credentials(r.ctx, r.in.Tenant, r.in.ID)
+	if err != nil {
+		return err
+	}
+	src, err := r.w.Sources.New(r.in.Type, r.in.Parameters, creds)
+	if err != nil {
+		return permanent("source %q of %s/%s: %v", r.in.Type, r.in.Tenant, r.in.ID, err)
+	}
+	cfg := prog.Config
+	whole := true
+	kinds := prog.Kinds()
+	for _, kind := range kinds {
+		if err := r.checkStop(); err != nil {
+			return err
+		}
+		if err := r.syncKind(src, kind); err != nil {
+			var stop *errStopRun
+			if errors.As(err, &stop) || r.ctx.Err() != nil {
+				return err
+			}
+			whole = false
+			r.rec.AddError(fmt.Sprintf("kind %s: %v", kind, err))
+			r.log.Warn("kind not fetched whole; no deletions this run", zap.String("kind", kind), zap.Error(err))
+		}
+	}
+	r.retryWaiting()
+	if !whole {
+		return &errStopRun{status: run.Partial, msg: "not every kind was fetched whole: nothing was deleted"}
+	}
+	if err := r.checkStop(); err != nil {
+		return err
+	}
+	rep, err := r.w.Catalog.DeleteStale(r.ctx, r.in.Tenant, r.fence, r.in.ID, kinds, r.started, cfg.EntityDeletionThreshold, cfg.DeleteDependents)
+	if err != nil {
+		return fmt.Errorf("deleting stale entities: %w", err)
+	}
+	r.countDeletions(rep)
+	if err := r.publish(rep.Changes); err != nil {
+		return err
+	}
+	if rep.ThresholdExceeded {
+		msg := fmt.Sprintf("%d of %d owned entities are stale, more than entityDeletionThreshold %v: nothing was deleted", rep.Stale, rep.Owned, cfg.EntityDeletionThreshold)
+		r.rec.AddError(msg)
+		return &errStopRun{status: run.Partial, msg: msg}
+	}
+	if r.failures() > 0 {
+		return &errStopRun{status: run.Partial, msg: "some entities failed; see errors"}
+	}
+	return nil
+}
+
+func (r *runner) failures() int {
+	n := 0
+	for _, c := range r.rec.Counts {
+		n += c.Failed
+	}
+	return n
+}
+
+// checkStop ends the run when a newer config arrived or a cancel was requested.
+func (r *runner) checkStop() error {
+	if err := r.ctx.Err(); err != nil {
+		if cause := context.Cause(r.ctx); cause != nil {
+			return cause
+		}
+		return err
+	}
+	if cancelled, err := r.w.Runs.CancelRequested(r.ctx, r.in.Tenant, r.rec.ID); err == nil && cancelled {
+		return &errStopRun{status: run.Cancelled, msg: "cancelled on request: nothing was deleted"}
+	}
+	if in, err := r.w.Integrations.Get(r.ctx, r.in.Tenant, r.in.ID); err == nil && in.ConfigVersion > r.rec.ConfigVersion {
+		return &errStopRun{status: run.Superseded, msg: fmt.Sprintf("config version %d arrived: nothing was deleted", in.ConfigVersion)}
+	}
+	return nil
+}
+
+// countDeletions adds a deletion report to the per-kind counts. Deleted entities are
+// counted under the kind that owned them.
+func (r *runner) countDeletions(rep catalog.DeletionReport) {
+	for _, ref := range rep.Deleted {
+		r.rec.Kind(r.kindOf(ref)).Deleted++
+	}
+	for _, ref := range rep.KeptForDependents {
+		r.rec.Kind(r.kindOf(ref)).KeptForDependents++
+		r.rec.AddError(fmt.Sprintf("%s/%s is stale but kept: other entities depend on it (deleteDependents is false)", ref.Blueprint, ref.Identifier))
+	}
+}
+
+// kindOf guesses the kind of a deleted entity from the blueprints the config's
+// resources write; a blueprint written by several kinds counts under the first.
+func (r *runner) kindOf(ref catalog.Ref) string {
+	for _, res := range r.prog.Config.Resources {
+		for _, m := range res.Port.Mappings {
+			if lit := m.Blueprint.Src; lit == `"`+ref.Blueprint+`"` || lit == `'`+ref.Blueprint+`'` {
+				return res.Kind
+			}
+		}
+	}
+	return "(dependents)"
+}
+
+// publish sends entity changes out on the changes stream; the wire format belongs to
+// the event contract (queue.Change), not to the catalog's struct.
+func (r *runner) publish(changes []catalog.Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	out := make([]queue.Change, len(changes))
+	for i, c := range changes {
+		ent, err := json.Marshal(c.Entity)
+		if err != nil {
+			return fmt.Errorf("encoding change %s of %s/%s: %w", c.ChangeID, c.Blueprint, c.Identifier, err)
+		}
+		out[i] = queue.Change{ChangeID: c.ChangeID, Op: c.Op, Blueprint: c.Blueprint, Identifier: c.Identifier, Entity: ent}
+	}
+	if err := r.w.Queue.PublishChanges(r.ctx, r.in.Tenant, out); err != nil {
+		return fmt.Errorf("publishing %d entity changes: %w", len(changes), err)
+	}
+	return nil
+}
+
+// syncKind fetches one kind page by page, maps each page on all cores and writes its
+// entities in pipelined batches. The next page is fetched while one is written.
+func (r *runner) syncKind(src source.Source, kind string) error {
+	resources := r.prog.ResourcesOfKind(kind)
+	res := resources[0].Resource()
+	pages := make(chan source.Page, 2)
+	fetchErr := make(chan error, 1)
+	fctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	go func() {
+		defer close(pages)
+		fetchErr <- src.Fetch(fctx, source.Resource{Kind: kind, Selector: res.Selector.Extra, ConfigExtra: r.prog.Config.Extra},
+			func(p source.Page) error {
+				select {
+				case pages <- p:
+					return nil
+				case <-fctx.Done():
+					return fctx.Err()
+				}
+			})
+	}()
+	counts := r.rec.Kind(kind)
+	for page := range pages {
+		if err := r.checkStop(); err != nil {
+			cancel()
+			for range pages {
+			}
+			return err
+		}
+		counts.Fetched += len(page.Items)
+		if err := r.mapAndWrite(resources, kind, page.Items, page.FetchedAt, r.fence); err != nil {
+			cancel()
+			for range pages {
+			}
+			return err
+		}
+		if err := r.w.Runs.Put(r.ctx, r.rec); err != nil {
+			r.log.Warn("saving run progress", zap.Error(err))
+		}
+	}
+	return <-fetchErr
+}

@@ -1,0 +1,311 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/configsync/configsync/queue"
+	"github.com/configsync/configsync/run"
+)
+
+type obj = map[string]any
+
+func (e *env) seedTeamsAndServices() {
+	e.writeJSON("teams.json", []obj{{"id": "payments", "name": "Payments", "size": 3}, {"id": "search", "name": "Search", "size": 2}})
+	e.writeJSON("services.json", []obj{
+		{"name": "checkout", "lang": "Go", "tier": 1, "team": "payments", "db": "pg-main"},
+		{"name": "indexer", "lang": "Python", "tier": 2, "team": "search"},
+		{"name": "old", "archived": true, "team": "search"},
+	})
+}
+
+func counts(r *run.Record, kind string) run.Counts {
+	if c := r.Counts[kind]; c != nil {
+		return *c
+	}
+	return run.Counts{}
+}
+
+// TestSyncLifecycle: a patch produces exactly the expected entities; an identical
+// resync writes nothing; a removed resource is deleted; a live event updates one
+// entity without a run.
+func TestSyncLifecycle(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.seedTeamsAndServices()
+	e.createIntegration("inv")
+	e.startWorker("w1")
+
+	e.patch("inv", serviceConfig(false, true, 0.9))
+	r := e.waitRuns("inv", 1)
+	if r.Status != run.Succeeded || r.Trigger != "config.patched" || r.ConfigVersion != 1 {
+		t.Fatalf("run 1: %+v", r)
+	}
+	if c := counts(r, "service"); c != (run.Counts{Fetched: 3, Selected: 2, Upserted: 2}) {
+		t.Errorf("service counts: %+v", c)
+	}
+	if c := counts(r, "team"); c != (run.Counts{Fetched: 2, Selected: 2, Upserted: 2}) {
+		t.Errorf("team counts: %+v", c)
+	}
+	e.wantEntities("team", `payments inv {"size":3} {}`, `search inv {"size":2} {}`)
+	e.wantEntities("service",
+		`checkout inv {"lang":"Go","tier":1} {"db":"pg-main","team":"payments"}`,
+		`indexer inv {"lang":"Python","tier":2} {"db":null,"team":"search"}`)
+	e.wantEntities("database", `pg-main - {} {}`) // barebones: owned by no one
+	if n := len(e.changes()); n != 5 {
+		t.Fatalf("%d change events after the first run, want 5 (2 teams, 2 services, 1 barebones)", n)
+	}
+
+	// The same data again: nothing written, no change event.
+	e.resync("inv")
+	r = e.waitRuns("inv", 2)
+	if r.Status != run.Succeeded || r.Trigger != "resync.requested" {
+		t.Fatalf("run 2: %+v", r)
+	}
+	if c := counts(r, "service"); c.Upserted != 0 || c.Unchanged != 2 || c.Deleted != 0 {
+		t.Errorf("identical resync wrote: %+v", c)
+	}
+	if n := len(e.changes()); n != 5 {
+		t.Fatalf("%d change events after an identical resync, want still 5", n)
+	}
+
+	// indexer disappears from the tool: it is deleted.
+	e.writeJSON("services.json", []obj{{"name": "checkout", "lang": "Go", "tier": 1, "team": "payments", "db": "pg-main"}})
+	e.resync("inv")
+	r = e.waitRuns("inv", 3)
+	if c := counts(r, "service"); r.Status != run.Succeeded || c.Deleted != 1 || c.Unchanged != 1 {
+		t.Fatalf("run 3: %s %+v %v", r.Status, c, r.Errors)
+	}
+	e.wantEntities("service", `checkout inv {"lang":"Go","tier":1} {"db":"pg-main","team":"payments"}`)
+	last := e.changes()
+	if len(last) != 6 || last[5].Op != "deleted" || last[5].Identifier != "indexer" {
+		t.Fatalf("want a deleted change for indexer, got %+v", last[len(last)-1])
+	}
+
+	// A live event updates one entity, without a run.
+	item := json.RawMessage(`{"name": "checkout", "lang": "Zig", "tier": 1, "team": "payments", "db": "pg-main"}`)
+	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "inv", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.q.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		got := e.entities("service")
+		return len(got) == 1 && got[0] == `checkout inv {"lang":"Zig","tier":1} {"db":"pg-main","team":"payments"}`
+	})
+	if recs, _, _ := e.runs.List(context.Background(), e.tenant, "inv", 0, 10); len(recs) != 3 {
+		t.Fatalf("a live event started a run: %d runs", len(recs))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 20s")
+}
+
+// TestDeleteDependents: a team that left the tool has a service whose required
+// relation points at it. false keeps the team and reports it; true deletes the team
+// and, recursively, its dependents.
+func TestDeleteDependents(t *testing.T) {
+	tests := []struct {
+		deleteDependents bool
+		teams, services  []string
+		teamCounts       run.Counts
+		serviceDeleted   int
+	}{
+		{false, []string{`payments inv {"size":3} {}`, `search inv {"size":2} {}`},
+			[]string{`checkout inv {"lang":"Go","tier":1} {"db":"pg-main","team":"payments"}`, `indexer inv {"lang":"Python","tier":2} {"db":null,"team":"search"}`},
+			run.Counts{Fetched: 1, Selected: 1, Unchanged: 1, KeptForDependents: 1}, 0},
+		{true, []string{`payments inv {"size":3} {}`},
+			[]string{`checkout inv {"lang":"Go","tier":1} {"db":"pg-main","team":"payments"}`},
+			run.Counts{Fetched: 1, Selected: 1, Unchanged: 1, Deleted: 1}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("deleteDependents=%v", tt.deleteDependents), func(t *testing.T) {
+			e := newEnv(t)
+			e.putBlueprints()
+			e.seedTeamsAndServices()
+			e.createIntegration("inv")
+			e.startWorker("w1")
+			e.patch("inv", serviceConfig(tt.deleteDependents, true, 0.9))
+			e.waitRuns("inv", 1)
+
+			e.writeJSON("teams.json", []obj{{"id": "payments", "name": "Payments", "size": 3}})
+			e.resync("inv")
+			r := e.waitRuns("inv", 2)
+			if r.Status != run.Succeeded {
+				t.Fatalf("run: %s %s %v", r.Status, r.Message, r.Errors)
+			}
+			if c := counts(r, "team"); c != tt.teamCounts {
+				t.Errorf("team counts %+v, want %+v", c, tt.teamCounts)
+			}
+			if c := counts(r, "service"); c.Deleted != tt.serviceDeleted {
+				t.Errorf("service deleted %d, want %d", c.Deleted, tt.serviceDeleted)
+			}
+			e.wantEntities("team", tt.teams...)
+			e.wantEntities("service", tt.services...)
+		})
+	}
+}
+
+// TestCreateMissingRelatedEntities: a relation to a team that does not exist creates
+// a barebones team when true; when false the service waits to the end of the run, then
+// fails and is reported.
+func TestCreateMissingRelatedEntities(t *testing.T) {
+	for _, create := range []bool{true, false} {
+		t.Run(fmt.Sprintf("create=%v", create), func(t *testing.T) {
+			e := newEnv(t)
+			e.putBlueprints()
+			e.writeJSON("teams.json", []obj{{"id": "payments", "name": "Payments", "size": 3}})
+			e.writeJSON("services.json", []obj{
+				{"name": "checkout", "lang": "Go", "tier": 1, "team": "payments"},
+				{"name": "orphan", "lang": "Go", "tier": 3, "team": "ghost"},
+			})
+			e.createIntegration("inv")
+			e.startWorker("w1")
+			e.patch("inv", serviceConfig(false, create, 0.9))
+			r := e.waitRuns("inv", 1)
+			c := counts(r, "service")
+			if create {
+				if r.Status != run.Succeeded || c.Upserted != 2 || c.Failed != 0 {
+					t.Fatalf("run: %s %+v %v", r.Status, c, r.Errors)
+				}
+				e.wantEntities("team", `ghost - {} {}`, `payments inv {"size":3} {}`)
+				e.wantEntities("service", `checkout inv {"lang":"Go","tier":1} {"db":null,"team":"payments"}`, `orphan inv {"lang":"Go","tier":3} {"db":null,"team":"ghost"}`)
+				return
+			}
+			if r.Status != run.Partial || c.Upserted != 1 || c.Failed != 1 {
+				t.Fatalf("run: %s %+v", r.Status, c)
+			}
+			found := false
+			for _, msg := range r.Errors {
+				found = found || msg == "service/orphan: relation targets do not exist and createMissingRelatedEntities is false"
+			}
+			if !found {
+				t.Errorf("failure not reported: %v", r.Errors)
+			}
+			e.wantEntities("team", `payments inv {"size":3} {}`)
+			e.wantEntities("service", `checkout inv {"lang":"Go","tier":1} {"db":null,"team":"payments"}`)
+		})
+	}
+}
+
+// TestNoDeletionOnIncompleteData: the deletion threshold stops a mass deletion, and a
+// source failure midway deletes nothing.
+func TestNoDeletionOnIncompleteData(t *testing.T) {
+	tests := []struct {
+		name     string
+		services func(e *env)
+		message  string
+	}{
+		{"threshold", func(e *env) {
+			e.writeJSON("teams.json", []obj{})
+			e.writeJSON("services.json", []obj{})
+		}, "4 of 4 owned entities are stale, more than entityDeletionThreshold 0.5: nothing was deleted"},
+		{"source fails midway", func(e *env) {
+			// checkout is still there, indexer is gone, and a broken record follows:
+			// the kind is not fetched whole, so indexer is not deleted either.
+			body := `{"name": "checkout", "lang": "Go", "tier": 1, "team": "payments", "db": "pg-main"}` + "\n" + `{"name": "broken", ` + "\n"
+			if err := os.WriteFile(filepath.Join(e.dir, "services.json"), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "not every kind was fetched whole: nothing was deleted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.putBlueprints()
+			e.seedTeamsAndServices()
+			e.createIntegration("inv")
+			e.startWorker("w1")
+			e.patch("inv", serviceConfig(false, true, 0.5))
+			e.waitRuns("inv", 1)
+			before := e.entities("service")
+			tt.services(e)
+			e.resync("inv")
+			r := e.waitRuns("inv", 2)
+			if r.Status != run.Partial || r.Message != tt.message {
+				t.Fatalf("run: %s %q, want partial %q (errors %v)", r.Status, r.Message, tt.message, r.Errors)
+			}
+			if after := e.entities("service"); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatalf("entities changed:\n%v\n%v", before, after)
+			}
+			if len(e.entities("team")) != 2 {
+				t.Fatal("teams were deleted")
+			}
+		})
+	}
+}
+
+// TestTwoWorkersNeverOverlap: many resync events for one integration on two workers:
+// the runs never overlap in time, and the burst coalesces into few runs.
+func TestTwoWorkersNeverOverlap(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	in := slowIntegration(e, "slow", 5, 40)
+	_ = in
+	e.startWorker("w1")
+	e.startWorker("w2")
+	e.patch("slow", slowConfig)
+	for range 8 {
+		e.resync("slow")
+	}
+	// Wait until the queue is drained and the last run is done.
+	waitFor(t, func() bool {
+		info, err := e.js.Stream(context.Background(), queue.CommandsStream)
+		if err != nil {
+			return false
+		}
+		st, _ := info.Info(context.Background())
+		latest, err := e.runs.Latest(context.Background(), e.tenant, "slow")
+		return st != nil && st.State.Msgs == 0 && err == nil && latest.Status.Done()
+	})
+	recs, _, err := e.runs.List(context.Background(), e.tenant, "slow", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].StartedAt.Before(*recs[j].StartedAt) })
+	workers := map[string]bool{}
+	for i, r := range recs {
+		if r.Status != run.Succeeded {
+			t.Errorf("run %s: %s %s", r.ID, r.Status, r.Message)
+		}
+		workers[r.Worker] = true
+		if i > 0 && r.StartedAt.Before(*recs[i-1].FinishedAt) {
+			t.Fatalf("runs overlap: %s started %v before %s finished %v", r.ID, r.StartedAt, recs[i-1].ID, recs[i-1].FinishedAt)
+		}
+	}
+	if len(recs) > 5 {
+		t.Errorf("9 events made %d runs: the burst did not coalesce", len(recs))
+	}
+	t.Logf("9 events, %d runs, workers %v", len(recs), workers)
+	if n := len(e.entities("service")); n != 50 {
+		t.Fatalf("%d services, want 50", n)
+	}
+}
+
+const slowConfig = `{"resources": [{"kind": "service", "selector": {"query": "true"},
+  "port": {"entity": {"mappings": {"identifier": ".name", "blueprint": "\"service\"", "properties": {"lang": "\"Go\""}, "relations": {"team": ".team"}}}}}]}`
+
+func slowIntegration(e *env, id string, pages, delayMs int) string {
+	e.t.Helper()
+	if _, err := e.ints.Put(context.Background(), integrationOf(e.tenant, id, "slow", map[string]any{"pages": pages, "delayMs": delayMs}), nil); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}

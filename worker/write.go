@@ -1,0 +1,294 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/configsync/configsync/catalog"
+	"github.com/configsync/configsync/integration"
+	"github.com/configsync/configsync/mapping"
+	"github.com/configsync/configsync/queue"
+	"github.com/configsync/configsync/run"
+)
+
+// items feeds a page's items to mapping.Program.Run.
+type items struct {
+	list [][]byte
+	i    int
+}
+
+func (s *items) Next() ([]byte, error) {
+	if s.i >= len(s.list) {
+		return nil, io.EOF
+	}
+	s.i++
+	return s.list[s.i-1], nil
+}
+
+// mapAndWrite maps items with the kind's resources and writes the entities.
+func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, raw [][]byte, fetchedAt time.Time, fence *catalog.Fence) error {
+	counts := r.rec.Kind(kind)
+	cfg := r.prog.Config
+	batch := make([]catalog.Write, 0, r.w.cfg.BatchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := r.write(kind, batch)
+		batch = batch[:0]
+		return err
+	}
+	err := r.prog.Run(r.ctx, &items{list: raw}, mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
+		for _, is := range res.Issues {
+			if is.Skipped {
+				counts.Failed++
+			}
+			r.rec.AddError(fmt.Sprintf("item %d: %v", res.Index, is))
+		}
+		for _, e := range res.Entities {
+			counts.Selected++
+			ce, err := r.w.entity(r.ctx, r.in.Tenant, e)
+			if err != nil {
+				counts.Failed++
+				r.rec.AddError(fmt.Sprintf("item %d: %v", res.Index, err))
+				continue
+			}
+			batch = append(batch, catalog.Write{
+				Entity: ce, Integration: r.in.ID, Kind: kind, FetchedAt: fetchedAt,
+				Merge: cfg.EnableMergeEntity, CreateMissing: cfg.CreateMissingRelatedEntities,
+			})
+			if len(batch) >= r.w.cfg.BatchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// write upserts a batch and records the outcomes.
+func (r *runner) write(kind string, batch []catalog.Write) error {
+	outcomes, err := r.w.Catalog.Upsert(r.ctx, r.in.Tenant, r.fence, batch)
+	if err != nil {
+		return fmt.Errorf("writing %d entities of kind %s: %w", len(batch), kind, err)
+	}
+	counts := r.rec.Kind(kind)
+	var changes []catalog.Change
+	for i, o := range outcomes {
+		switch o.Status {
+		case catalog.Created, catalog.Updated:
+			counts.Upserted++
+		case catalog.Unchanged, catalog.SkippedOlder:
+			counts.Unchanged++
+		case catalog.MissingTargets:
+			r.waiting = append(r.waiting, pendingWrite{write: batch[i], kind: kind})
+		case catalog.Fenced:
+			return errors.New("the lease was taken over: this worker may not write any more")
+		default:
+			counts.Failed++
+			r.rec.AddError(fmt.Sprintf("%s/%s: %v", batch[i].Entity.Blueprint, batch[i].Entity.Identifier, o.Err))
+		}
+		for _, wmsg := range o.Warnings {
+			r.rec.AddError(fmt.Sprintf("%s/%s: %s", batch[i].Entity.Blueprint, batch[i].Entity.Identifier, wmsg))
+		}
+		if o.Change != nil {
+			changes = append(changes, *o.Change)
+		}
+		changes = append(changes, o.CreatedChanges...)
+	}
+	return r.publish(changes)
+}
+
+// retryWaiting tries the entities whose relation targets were missing once more, now
+// that the whole run has been written; what still misses a target fails.
+func (r *runner) retryWaiting() {
+	if len(r.waiting) == 0 {
+		return
+	}
+	waiting := r.waiting
+	r.waiting = nil
+	byKind := map[string][]catalog.Write{}
+	var order []string
+	for _, p := range waiting {
+		if _, ok := byKind[p.kind]; !ok {
+			order = append(order, p.kind)
+		}
+		byKind[p.kind] = append(byKind[p.kind], p.write)
+	}
+	for _, kind := range order {
+		if err := r.write(kind, byKind[kind]); err != nil {
+			r.rec.AddError(fmt.Sprintf("kind %s: retrying entities that waited for relation targets: %v", kind, err))
+		}
+	}
+	for _, p := range r.waiting {
+		r.rec.Kind(p.kind).Failed++
+		r.rec.AddError(fmt.Sprintf("%s/%s: relation targets do not exist and createMissingRelatedEntities is false", p.write.Entity.Blueprint, p.write.Entity.Identifier))
+	}
+	r.waiting = nil
+}
+
+// entity turns a mapped entity into a catalog entity, resolving search queries.
+func (w *Worker) entity(ctx context.Context, tenant string, e mapping.Entity) (catalog.Entity, error) {
+	ce := catalog.Entity{Blueprint: e.Blueprint, Properties: map[string]any{}, Relations: map[string]any{}}
+	switch id := e.Identifier.(type) {
+	case string:
+		ce.Identifier = id
+	case map[string]any:
+		ids, err := w.Catalog.Resolve(ctx, tenant, e.Blueprint, id)
+		if err != nil {
+			return ce, fmt.Errorf("resolving the identifier search query: %w", err)
+		}
+		if len(ids) != 1 {
+			return ce, fmt.Errorf("the identifier search query matched %d entities of %s, not one", len(ids), e.Blueprint)
+		}
+		ce.Identifier = ids[0]
+	}
+	ce.Title, _ = e.Title.(string)
+	ce.Icon, _ = e.Icon.(string)
+	switch t := e.Team.(type) {
+	case string:
+		ce.Team = []string{t}
+	case []any:
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				ce.Team = append(ce.Team, s)
+			}
+		}
+	}
+	for _, p := range e.Properties {
+		ce.Properties[p.Name] = p.Value
+	}
+	for _, rel := range e.Relations {
+		q, isQuery := rel.Value.(map[string]any)
+		if !isQuery {
+			ce.Relations[rel.Name] = rel.Value
+			continue
+		}
+		target, many, err := w.relationTarget(ctx, tenant, e.Blueprint, rel.Name)
+		if err != nil {
+			return ce, err
+		}
+		ids, err := w.Catalog.Resolve(ctx, tenant, target, q)
+		if err != nil {
+			return ce, fmt.Errorf("resolving relation %s: %w", rel.Name, err)
+		}
+		switch {
+		case many:
+			list := make([]any, len(ids))
+			for i, id := range ids {
+				list[i] = id
+			}
+			ce.Relations[rel.Name] = list
+		case len(ids) == 1:
+			ce.Relations[rel.Name] = ids[0]
+		case len(ids) == 0:
+			ce.Relations[rel.Name] = nil
+		default:
+			return ce, fmt.Errorf("relation %s is not many, but its search query matched %d entities", rel.Name, len(ids))
+		}
+	}
+	return ce, nil
+}
+
+func (w *Worker) relationTarget(ctx context.Context, tenant, bp, relation string) (target string, many bool, err error) {
+	b, err := w.Catalog.GetBlueprint(ctx, tenant, bp)
+	if err != nil {
+		return "", false, fmt.Errorf("relation %s: blueprint %s: %w", relation, bp, err)
+	}
+	rel, ok := b.Relation(relation)
+	if !ok {
+		return "", false, fmt.Errorf("blueprint %s has no relation %s", bp, relation)
+	}
+	return rel.Target, rel.Many, nil
+}
+
+// live applies a live resource event: its items are mapped with the kind's resources
+// and written (or deleted) at once, without a run and without the lease; every write
+// carries the event's time, so a run's older data never overwrites it.
+func (w *Worker) live(ctx context.Context, env queue.Envelope, in *integration.Integration, log *zap.Logger) error {
+	data, err := env.Resources()
+	if err != nil {
+		return permanent("resources data: %v", err)
+	}
+	if in.ConfigVersion == 0 {
+		return permanent("integration %s/%s has no config yet", in.Tenant, in.ID)
+	}
+	prog, err := w.program(ctx, in, in.ConfigVersion)
+	if err != nil {
+		return err
+	}
+	resources := prog.ResourcesOfKind(data.Kind)
+	if len(resources) == 0 {
+		return permanent("the config of %s/%s has no resource of kind %q", in.Tenant, in.ID, data.Kind)
+	}
+	r := &runner{w: w, ctx: ctx, in: in, prog: prog, log: log, rec: liveRecord(), started: env.Time}
+	upserts := make([][]byte, len(data.Upsert))
+	for i, it := range data.Upsert {
+		upserts[i] = it
+	}
+	if err := r.mapAndWrite(resources, data.Kind, upserts, env.Time, nil); err != nil {
+		return err
+	}
+	r.retryWaiting()
+	if len(data.Delete) > 0 {
+		if err := w.liveDelete(ctx, r, resources, data, in); err != nil {
+			return err
+		}
+	}
+	c := r.rec.Kind(data.Kind)
+	log.Info("live event applied", zap.String("kind", data.Kind), zap.Int("upserted", c.Upserted),
+		zap.Int("unchanged", c.Unchanged), zap.Int("failed", c.Failed), zap.Int("deleted", c.Deleted))
+	return nil
+}
+
+// liveDelete maps the deleted items to find their entities, and deletes those this
+// integration owns.
+func (w *Worker) liveDelete(ctx context.Context, r *runner, resources []*mapping.ResourceProgram, data queue.ResourcesData, in *integration.Integration) error {
+	dels := make([][]byte, len(data.Delete))
+	for i, it := range data.Delete {
+		dels[i] = it
+	}
+	var refs []catalog.Ref
+	err := r.prog.Run(ctx, &items{list: dels}, mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
+		for _, e := range res.Entities {
+			if id, ok := e.Identifier.(string); ok {
+				refs = append(refs, catalog.Ref{Blueprint: e.Blueprint, Identifier: id})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		ent, err := w.Catalog.Get(ctx, in.Tenant, ref.Blueprint, ref.Identifier)
+		if errors.Is(err, catalog.ErrNotFound) || (err == nil && ent.Integration != in.ID) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		rep, err := w.Catalog.Delete(ctx, in.Tenant, nil, ref, r.prog.Config.DeleteDependents)
+		if err != nil {
+			return fmt.Errorf("deleting %s/%s: %w", ref.Blueprint, ref.Identifier, err)
+		}
+		r.rec.Kind(data.Kind).Deleted += len(rep.Deleted)
+		if err := r.publish(rep.Changes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// liveRecord collects a live event's counts and errors; it is logged, not stored.
+func liveRecord() *run.Record { return &run.Record{Counts: map[string]*run.Counts{}} }
