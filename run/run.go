@@ -94,7 +94,7 @@ const Keep = 100
 var ErrNotFound = errors.New("run not found")
 
 // Store keeps run records in Redis: one key per record, and a per-integration index
-// ordered by queue time, all in the tenant's hash slot.
+// ordered by start time (queue time until started), all in the tenant's hash slot.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -116,7 +116,7 @@ func (s *Store) indexKey(tenant, integration string) string {
 // putScript stores a record, indexes it and trims the index to the newest runs.
 //
 // KEYS[1] record key, KEYS[2] index key. ARGV[1] record JSON, ARGV[2] run id,
-// ARGV[3] score (queue time, ms), ARGV[4] how many to keep, ARGV[5] record key prefix
+// ARGV[3] score (start or queue time, µs), ARGV[4] how many to keep, ARGV[5] record key prefix
 // (the trimmed records' keys are ARGV[5] .. id).
 var putScript = redis.NewScript(`
 redis.call('SET', KEYS[1], ARGV[1])
@@ -137,8 +137,14 @@ func (s *Store) Put(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding run %s: %w", r.ID, err)
 	}
+	// Ordered by start, or queue time until started: runs of one event (a takeover
+	// after a lost worker) share their queue time.
+	order := r.QueuedAt
+	if r.StartedAt != nil {
+		order = *r.StartedAt
+	}
 	keys := []string{s.recordKey(r.Tenant, r.ID), s.indexKey(r.Tenant, r.Integration)}
-	err = putScript.Run(ctx, s.rdb, keys, b, r.ID, r.QueuedAt.UnixMilli(), Keep, s.recordKey(r.Tenant, "")).Err()
+	err = putScript.Run(ctx, s.rdb, keys, b, r.ID, order.UnixMicro(), Keep, s.recordKey(r.Tenant, "")).Err()
 	if err != nil {
 		return fmt.Errorf("storing run %s of %s/%s: %w", r.ID, r.Tenant, r.Integration, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/configsync/configsync/blueprint"
 	"github.com/configsync/configsync/catalog"
@@ -77,7 +79,9 @@ func (e *env) deps() Deps {
 // startWorker runs a worker until the test ends (or stop is called).
 func (e *env) startWorker(id string) (stop func()) {
 	e.t.Helper()
-	w := New(Config{ID: id, LeaseTTL: 2 * time.Second, RetryInitial: 100 * time.Millisecond, RetryMax: time.Second, Heartbeat: 500 * time.Millisecond, BatchSize: 40}, e.deps())
+	deps := e.deps()
+	deps.Log = zaptest.NewLogger(e.t, zaptest.Level(zap.InfoLevel)).With(zap.String("worker", id))
+	w := New(Config{ID: id, LeaseTTL: 2 * time.Second, RetryInitial: 100 * time.Millisecond, RetryMax: time.Second, Heartbeat: 500 * time.Millisecond, BatchSize: 40}, deps)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

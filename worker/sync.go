@@ -162,6 +162,7 @@ func (r *runner) execute() error {
 		return err
 	}
 	r.prog = prog
+	r.log.Debug("program ready", zap.Duration("since start", time.Since(r.started)))
 	creds, err := r.w.Integrations.Credentials(r.ctx, r.in.Tenant, r.in.ID)
 	if err != nil {
 		return err
@@ -313,6 +314,7 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 			return err
 		}
 		counts.Fetched += len(page.Items)
+		start := time.Now()
 		if err := r.mapAndWrite(resources, kind, page.Items, page.FetchedAt, r.fence); err != nil {
 			cancel()
 			for range pages {
@@ -322,6 +324,7 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 		if err := r.w.Runs.Put(r.ctx, r.rec); err != nil {
 			r.log.Warn("saving run progress", zap.Error(err))
 		}
+		r.log.Debug("page written", zap.String("kind", kind), zap.Int("items", len(page.Items)), zap.Duration("took", time.Since(start)))
 	}
 	return <-fetchErr
 }
