@@ -11,7 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -47,15 +47,16 @@ type IntegrationSpec struct {
 	Tags           []string            `json:"tags,omitempty"`
 }
 
-// ReadDir reads every .yaml/.yml file of a folder (of fsys, or of the disk when fsys
-// is nil), in name order.
-func ReadDir(fsys fs.FS, dir string) ([]Document, error) {
+// ReadDir reads every .yaml/.yml file of a folder, in name order.
+func ReadDir(dir string) ([]Document, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifests in %s: %w", dir, err)
+	}
 	var docs []Document
 	var names []string
-	if fsys == nil {
-		fsys, dir = os.DirFS(dir), "."
-	}
-	entries, err := fs.ReadDir(fsys, dir)
+	fsys := os.DirFS(abs)
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("reading manifests in %s: %w", dir, err)
 	}
@@ -66,13 +67,16 @@ func ReadDir(fsys fs.FS, dir string) ([]Document, error) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		b, err := fs.ReadFile(fsys, path.Join(dir, name))
+		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, fmt.Errorf("reading manifest %s: %w", name, err)
 		}
 		ds, err := Parse(b, name)
 		if err != nil {
 			return nil, err
+		}
+		for i := range ds {
+			ds[i].Dir = abs
 		}
 		docs = append(docs, ds...)
 	}

@@ -4,68 +4,181 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/configsync/configsync/catalog"
+	"github.com/configsync/configsync/demo"
+	"github.com/configsync/configsync/manifest"
+	"github.com/configsync/configsync/mapping"
+	"github.com/configsync/configsync/queue"
+	"github.com/configsync/configsync/run"
+	"github.com/configsync/configsync/secrets"
 )
 
 // runDev runs configsync in one process on embedded defaults: an in-process NATS
-// server with JetStream (so no NATS install is needed), the Redis given by URL, and
-// the HTTP health endpoints. The sync worker and the API join it as they are built.
+// server with JetStream stored under --data, Redis from --redis-url or an in-process
+// Redis-compatible server, a worker, and the HTTP health endpoints.
 func runDev(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags("dev", env.stderr)
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP server")
-	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/0", "Redis to keep the catalog in")
-	natsHost := fs.String("nats-host", "127.0.0.1", "host the embedded NATS server listens on")
-	natsPort := fs.Int("nats-port", 4333, "port of the embedded NATS server (-1: any free port)")
-	dataDir := fs.String("data-dir", "", "JetStream storage folder (default: a temporary folder, removed on exit)")
+	httpAddr := fs.String("http-addr", env.envOr("CONFIGSYNC_HTTP_ADDR", "127.0.0.1:8080"), "address of the HTTP server (CONFIGSYNC_HTTP_ADDR)")
+	dataDir := fs.String("data", env.envOr("CONFIGSYNC_DATA", ".configsync"), "folder for JetStream's store, the generated encryption key and the demo (CONFIGSYNC_DATA)")
+	natsURL := fs.String("nats-url", env.envOr("CONFIGSYNC_NATS_URL", ""), "use this NATS (2.10+, JetStream) instead of the embedded one")
+	redisURL := fs.String("redis-url", env.envOr("CONFIGSYNC_REDIS_URL", ""), "Redis to keep the catalog in (default: an in-process Redis-compatible server whose state is not kept)")
+	prefix := fs.String("prefix", env.envOr("CONFIGSYNC_PREFIX", "cs"), "prefix of every Redis key (CONFIGSYNC_PREFIX)")
+	load := fs.String("load", "", "apply the blueprints and integrations declared in the YAML files of this folder")
+	withDemo := fs.Bool("demo", false, "load the bundled example (blueprints and an integration over example files), sync it and print what it did")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := zap.NewDevelopment()
+	log, err := newLogger(env, true)
 	if err != nil {
-		return fmt.Errorf("starting the logger: %w", err)
+		return err
 	}
 	defer func() { _ = log.Sync() }()
-
-	store := *dataDir
-	if store == "" {
-		if store, err = os.MkdirTemp("", "configsync-dev-js-"); err != nil {
-			return fmt.Errorf("making the JetStream folder: %w", err)
-		}
-		defer os.RemoveAll(store)
-	}
-	ns, err := natsserver.NewServer(&natsserver.Options{
-		Host: *natsHost, Port: *natsPort, JetStream: true, StoreDir: store, NoSigs: true,
-	})
+	data, err := filepath.Abs(*dataDir)
 	if err != nil {
-		return fmt.Errorf("configuring the embedded NATS server: %w", err)
+		return err
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return fmt.Errorf("making the data folder: %w", err)
+	}
+	kr, err := devKeyring(env, data, log)
+	if err != nil {
+		return err
+	}
+
+	conn := connFlags{natsURL: *natsURL, redisURL: *redisURL, prefix: *prefix}
+	if conn.natsURL == "" {
+		ns, err := startEmbeddedNATS(filepath.Join(data, "jetstream"))
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		conn.natsURL = ns.ClientURL()
+		log.Info("embedded NATS with JetStream", zap.String("url", conn.natsURL), zap.String("store", filepath.Join(data, "jetstream")))
+	}
+	if conn.redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.Start(); err != nil {
+			return fmt.Errorf("starting the in-process Redis: %w", err)
+		}
+		defer mr.Close()
+		conn.redisURL = "redis://" + mr.Addr()
+		log.Warn("in-process Redis-compatible server: the catalog is NOT kept when configsync stops; give --redis-url to keep it", zap.String("url", conn.redisURL))
+	}
+	cwd, _ := os.Getwd()
+	st, err := openStack(ctx, stackOptions{conn: conn, keyring: kr, fileRoots: []string{cwd, data}, log: log,
+		queue: queue.Options{MaxDeliver: -1}})
+	if err != nil {
+		return err
+	}
+	defer st.close()
+
+	w := newWorker(st, "dev", 30*time.Second, mapping.DefaultItemTimeout, env, log)
+	workerDone := make(chan error, 1)
+	wctx, stopWorker := context.WithCancel(ctx)
+	defer func() { stopWorker(); <-workerDone }()
+	go func() { workerDone <- w.Run(wctx) }()
+
+	srv, addr, err := serveHealth(*httpAddr, st)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("configsync dev is up", zap.String("http", "http://"+addr), zap.String("nats", conn.natsURL), zap.String("redis", conn.redisURL))
+
+	deps := manifest.Deps{Catalog: st.catalog, Integrations: st.integrations, Sources: st.sources, Queue: st.q}
+	if *load != "" {
+		docs, err := manifest.ReadDir(*load)
+		if err != nil {
+			return err
+		}
+		if _, err := applyAndReport(ctx, env, st, deps, docs); err != nil {
+			return err
+		}
+	}
+	if *withDemo {
+		dir := filepath.Join(data, "demo")
+		if err := extractDemo(dir); err != nil {
+			return err
+		}
+		docs, err := manifest.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "demo: loading %s\n", dir)
+		if _, err := applyAndReport(ctx, env, st, deps, docs); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "demo: try  configsync catalog list --redis-url %s --tenant demo --blueprint service\n", conn.redisURL)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-workerDone:
+		workerDone <- err
+		return fmt.Errorf("the worker stopped: %w", err)
+	}
+}
+
+// devKeyring uses CONFIGSYNC_ENCRYPTION_KEY(S) when set, else a key generated once
+// and kept (0600) under the data folder.
+func devKeyring(env *environment, data string, log *zap.Logger) (*secrets.Keyring, error) {
+	if kr, err := keyringFromEnv(env); err == nil {
+		return kr, nil
+	}
+	path := filepath.Join(data, "encryption.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err := secrets.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("keeping the generated encryption key: %w", err)
+		}
+		log.Info("generated an encryption key for credentials", zap.String("file", path))
+		b = []byte(key)
+	} else if err != nil {
+		return nil, fmt.Errorf("reading the encryption key: %w", err)
+	}
+	return secrets.ParseKeyring(strings.TrimSpace(string(b)), "")
+}
+
+// startEmbeddedNATS runs nats-server in-process on a free port, so that it never
+// takes the port of a NATS already running on the machine.
+func startEmbeddedNATS(store string) (*natsserver.Server, error) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true, StoreDir: store, NoSigs: true})
+	if err != nil {
+		return nil, fmt.Errorf("configuring the embedded NATS server: %w", err)
 	}
 	go ns.Start()
-	defer ns.Shutdown()
 	if !ns.ReadyForConnections(10 * time.Second) {
-		return errors.New("the embedded NATS server did not start within 10s")
+		ns.Shutdown()
+		return nil, errors.New("the embedded NATS server did not start within 10s")
 	}
-	log.Info("embedded NATS with JetStream ready", zap.String("url", ns.ClientURL()), zap.String("store", store))
+	return ns, nil
+}
 
-	opts, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		return fmt.Errorf("parsing --redis-url: %w", err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = rdb.Ping(pingCtx).Err()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("connecting to Redis at %s (scripts/services starts one): %w", opts.Addr, err)
-	}
-	log.Info("Redis ready", zap.String("addr", opts.Addr), zap.Int("db", opts.DB))
-
+// serveHealth serves /healthz (the process is up) and /readyz (Redis and NATS answer).
+func serveHealth(addr string, st *stack) (*http.Server, string, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -73,24 +186,124 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if err := rdb.Ping(r.Context()).Err(); err != nil || !ns.Running() {
+		if err := st.rdb.Ping(r.Context()).Err(); err != nil || !st.nc.IsConnected() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, `{"status":"unavailable"}`)
 			return
 		}
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
-	srv := &http.Server{Addr: *httpAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("configsync dev is up", zap.String("http", "http://"+*httpAddr), zap.String("try", "curl http://"+*httpAddr+"/readyz"))
-	select {
-	case err := <-errc:
-		return fmt.Errorf("HTTP server on %s: %w", *httpAddr, err)
-	case <-ctx.Done():
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutCtx)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln.Addr().String(), nil
+}
+
+// extractDemo writes the bundled demo files into dir.
+func extractDemo(dir string) error {
+	return fs.WalkDir(demo.Files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := demo.Files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+// applyAndReport applies declarations, waits for the runs they start, and prints what
+// happened.
+func applyAndReport(ctx context.Context, env *environment, st *stack, deps manifest.Deps, docs []manifest.Document) ([]manifest.Applied, error) {
+	applied, err := manifest.Apply(ctx, deps, docs)
+	if err != nil {
+		return applied, err
+	}
+	blueprints := map[string][]string{}
+	for _, a := range applied {
+		switch a.Kind {
+		case "blueprint":
+			fmt.Fprintf(env.stdout, "  blueprint %s/%s stored\n", a.Tenant, a.ID)
+			blueprints[a.Tenant] = append(blueprints[a.Tenant], a.ID)
+		case "integration":
+			fmt.Fprintf(env.stdout, "  integration %s/%s stored with config version %d\n", a.Tenant, a.ID, a.ConfigVersion)
+		}
+	}
+	for _, a := range applied {
+		if a.Kind != "integration" || a.ConfigVersion == 0 {
+			continue
+		}
+		rec, err := waitForRun(ctx, st.runs, a.Tenant, a.ID, 2*time.Minute)
+		if err != nil {
+			return applied, err
+		}
+		fmt.Fprintf(env.stdout, "  run %s of %s/%s: %s", rec.ID, a.Tenant, a.ID, rec.Status)
+		if rec.Message != "" {
+			fmt.Fprintf(env.stdout, " (%s)", rec.Message)
+		}
+		fmt.Fprintln(env.stdout)
+		for _, kind := range slices.Sorted(maps.Keys(rec.Counts)) {
+			c := rec.Counts[kind]
+			fmt.Fprintf(env.stdout, "    %-10s fetched %d, selected %d, upserted %d, unchanged %d, failed %d, deleted %d\n",
+				kind, c.Fetched, c.Selected, c.Upserted, c.Unchanged, c.Failed, c.Deleted)
+		}
+		for _, e := range rec.Errors {
+			fmt.Fprintf(env.stdout, "    ! %s\n", e)
+		}
+	}
+	for tenant, bps := range blueprints {
+		for _, bp := range bps {
+			if err := printEntities(ctx, env, st.catalog, tenant, bp); err != nil {
+				return applied, err
+			}
+		}
+	}
+	return applied, nil
+}
+
+func printEntities(ctx context.Context, env *environment, cat *catalog.Catalog, tenant, bp string) error {
+	list, _, err := cat.List(ctx, tenant, bp, "", 20)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "  %s/%s: %d entities\n", tenant, bp, len(list))
+	for _, e := range list {
+		rels := []string{}
+		for _, name := range slices.Sorted(maps.Keys(e.Relations)) {
+			if v := e.Relations[name]; v != nil {
+				rels = append(rels, fmt.Sprintf("%s→%v", name, v))
+			}
+		}
+		owner := e.Integration
+		if owner == "" {
+			owner = "barebones"
+		}
+		fmt.Fprintf(env.stdout, "    %-12s %-24q %s %s\n", e.Identifier, e.Title, owner, strings.Join(rels, " "))
+	}
+	return nil
+}
+
+// waitForRun waits for the newest run of an integration to finish.
+func waitForRun(ctx context.Context, runs *run.Store, tenant, id string, timeout time.Duration) (*run.Record, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		rec, err := runs.Latest(ctx, tenant, id)
+		if err == nil && rec.Status.Done() {
+			return rec, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("the run of %s/%s did not finish within %v", tenant, id, timeout)
 }

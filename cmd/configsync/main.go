@@ -41,6 +41,10 @@ func commands() []command {
 		{"dev", "run configsync in one process on embedded defaults", runDev},
 		{"validate", "check an integration config (and its blueprints)", runValidate},
 		{"map", "apply a config's mappings to items and print the entities", runMap},
+		{"worker", "consume events and run syncs (several may run at once)", runWorker},
+		{"publish", "publish an event: patch, resync or resources", runPublish},
+		{"catalog", "read the catalog: 'catalog list' prints a blueprint's entities", runCatalog},
+		{"runs", "print an integration's runs", runRuns},
 		{"bench", "benchmarks: 'bench map' times map against the jq CLI", runBench},
 		{"version", "print the version", runVersion},
 	}
@@ -49,13 +53,13 @@ func commands() []command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	env := &environment{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}
-	code := run(ctx, env, os.Args[1:])
+	code := dispatch(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
-// run dispatches to a subcommand and turns its error into an exit status.
-func run(ctx context.Context, env *environment, args []string) int {
+// dispatch runs a subcommand and turns its error into an exit status.
+func dispatch(ctx context.Context, env *environment, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.stderr)
 		if len(args) == 0 {

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/configsync/configsync/catalog"
+	"github.com/configsync/configsync/integration"
+	"github.com/configsync/configsync/lease"
+	"github.com/configsync/configsync/queue"
+	"github.com/configsync/configsync/run"
+	"github.com/configsync/configsync/secrets"
+	"github.com/configsync/configsync/source"
+)
+
+// lookupEnv returns a CONFIGSYNC_* variable from the environment main passed in.
+func (e *environment) lookup(key string) (string, bool) {
+	for _, kv := range e.environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// envOr is a flag default: the variable when set, else def.
+func (e *environment) envOr(key, def string) string {
+	if v, ok := e.lookup(key); ok {
+		return v
+	}
+	return def
+}
+
+// connFlags are the settings every role that talks to NATS and Redis shares.
+type connFlags struct {
+	natsURL, redisURL, prefix string
+}
+
+func (c *connFlags) register(fs *flag.FlagSet, env *environment, natsDefault, redisDefault string) {
+	fs.StringVar(&c.natsURL, "nats-url", env.envOr("CONFIGSYNC_NATS_URL", natsDefault), "NATS server URLs, comma-separated (CONFIGSYNC_NATS_URL)")
+	fs.StringVar(&c.redisURL, "redis-url", env.envOr("CONFIGSYNC_REDIS_URL", redisDefault), "Redis URL (CONFIGSYNC_REDIS_URL)")
+	fs.StringVar(&c.prefix, "prefix", env.envOr("CONFIGSYNC_PREFIX", "cs"), "prefix of every Redis key (CONFIGSYNC_PREFIX)")
+}
+
+// stack is what the service roles work with, connected.
+type stack struct {
+	rdb          redis.UniversalClient
+	nc           *nats.Conn
+	js           jetstream.JetStream
+	q            *queue.Queue
+	prefix       string
+	integrations *integration.Store
+	runs         *run.Store
+	catalog      *catalog.Catalog
+	leases       *lease.Manager
+	sources      *source.Registry
+}
+
+type stackOptions struct {
+	conn      connFlags
+	keyring   *secrets.Keyring
+	fileRoots []string
+	leaseTTL  time.Duration
+	queue     queue.Options
+	log       *zap.Logger
+}
+
+// openRedis connects to Redis and checks it answers.
+func openRedis(ctx context.Context, url string) (redis.UniversalClient, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the Redis URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("connecting to Redis at %s: %w", opts.Addr, err)
+	}
+	return rdb, nil
+}
+
+// openNATS connects to NATS, reconnecting for ever: a NATS restart must not end a role.
+func openNATS(url string, log *zap.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Name("configsync"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrlRedacted())) }))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+func openStack(ctx context.Context, o stackOptions) (*stack, error) {
+	if o.log == nil {
+		o.log = zap.NewNop()
+	}
+	rdb, err := openRedis(ctx, o.conn.redisURL)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := openNATS(o.conn.natsURL, o.log)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	q, err := queue.Open(ctx, js, o.queue)
+	if err != nil {
+		nc.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("opening the queue (NATS 2.10 or newer with JetStream is needed): %w", err)
+	}
+	if o.leaseTTL <= 0 {
+		o.leaseTTL = 30 * time.Second
+	}
+	s := &stack{
+		rdb: rdb, nc: nc, js: js, q: q, prefix: o.conn.prefix,
+		runs:    run.NewStore(rdb, o.conn.prefix),
+		catalog: catalog.New(rdb, o.conn.prefix, nil),
+		leases:  lease.New(rdb, o.conn.prefix, o.leaseTTL),
+		sources: source.NewRegistry(source.FileType(o.fileRoots)),
+	}
+	if o.keyring != nil {
+		s.integrations = integration.NewStore(rdb, o.conn.prefix, o.keyring)
+	}
+	return s, nil
+}
+
+func (s *stack) close() {
+	s.nc.Drain()
+	s.rdb.Close()
+}
+
+// keyringFromEnv reads CONFIGSYNC_ENCRYPTION_KEY or CONFIGSYNC_ENCRYPTION_KEYS; the
+// service roles refuse to start without one.
+func keyringFromEnv(env *environment) (*secrets.Keyring, error) {
+	single, _ := env.lookup("CONFIGSYNC_ENCRYPTION_KEY")
+	list, _ := env.lookup("CONFIGSYNC_ENCRYPTION_KEYS")
+	if single == "" && list == "" {
+		return nil, errors.New("CONFIGSYNC_ENCRYPTION_KEY (base64 of 32 bytes) or CONFIGSYNC_ENCRYPTION_KEYS (id:key,...) must be set: credentials are encrypted at rest")
+	}
+	return secrets.ParseKeyring(single, list)
+}
