@@ -36,7 +36,9 @@ func TestDevDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	data := t.TempDir()
-	go func() { done <- dispatch(ctx, env, []string{"dev", "--demo", "--data", data, "--http-addr", "127.0.0.1:0"}) }()
+	go func() {
+		done <- dispatch(ctx, env, []string{"dev", "--demo", "--data", data, "--http-addr", "127.0.0.1:0"})
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(out.String(), "demo: try") {
 		if time.Now().After(deadline) {
