@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -194,6 +195,17 @@ func (r *runner) execute() error {
 	}
 	if err := r.checkStop(); err != nil {
 		return err
+	}
+	// Kinds the config no longer has are stale as a whole: their entities go too
+	// (within the threshold, like any other).
+	owned, err := r.w.Catalog.OwnedKinds(r.ctx, r.in.Tenant, r.in.ID)
+	if err != nil {
+		return fmt.Errorf("listing owned kinds: %w", err)
+	}
+	for _, k := range owned {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
 	}
 	rep, err := r.w.Catalog.DeleteStale(r.ctx, r.in.Tenant, r.fence, r.in.ID, kinds, r.started, cfg.EntityDeletionThreshold, cfg.DeleteDependents)
 	if err != nil {

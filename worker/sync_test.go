@@ -309,3 +309,24 @@ func slowIntegration(e *env, id string, pages, delayMs int) string {
 	}
 	return id
 }
+
+// TestDroppedKindIsDeleted: a config patch that drops a resource makes that kind's
+// entities stale as a whole; the patch starts a run that deletes them.
+func TestDroppedKindIsDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.seedTeamsAndServices()
+	e.createIntegration("inv")
+	e.startWorker("w1")
+	e.patch("inv", serviceConfig(false, true, 0.9))
+	e.waitRuns("inv", 1)
+	teamsOnly := `{"resources": [{"kind": "team", "selector": {"query": "true", "path": "teams.json"},
+	  "port": {"entity": {"mappings": {"identifier": ".id", "title": ".name", "blueprint": "\"team\"", "properties": {"size": ".size"}}}}}]}`
+	e.patch("inv", teamsOnly)
+	r := e.waitRuns("inv", 2)
+	if r.Status != run.Succeeded || r.ConfigVersion != 2 {
+		t.Fatalf("run 2: %s v%d %s %v", r.Status, r.ConfigVersion, r.Message, r.Errors)
+	}
+	e.wantEntities("service")
+	e.wantEntities("team", `payments inv {"size":3} {}`, `search inv {"size":2} {}`)
+}
