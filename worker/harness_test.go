@@ -316,3 +316,22 @@ func (s slowSource) Fetch(ctx context.Context, r source.Resource, yield func(sou
 func integrationOf(tenant, id, typ string, params map[string]any) *integration.Integration {
 	return &integration.Integration{Tenant: tenant, ID: id, DisplayName: id, Type: typ, Parameters: params}
 }
+
+// dlqReasons reads the reason header of every dead letter.
+func (e *env) dlqReasons() []string {
+	e.t.Helper()
+	ctx := context.Background()
+	cons, err := e.js.OrderedConsumer(ctx, queue.DLQStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for m := range batch.Messages() {
+		out = append(out, m.Headers().Get(queue.HeaderDLQReason))
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -328,5 +329,82 @@ func TestDroppedKindIsDeleted(t *testing.T) {
 		t.Fatalf("run 2: %s v%d %s %v", r.Status, r.ConfigVersion, r.Message, r.Errors)
 	}
 	e.wantEntities("service")
+	e.wantEntities("team", `payments inv {"size":3} {}`, `search inv {"size":2} {}`)
+}
+
+// TestBadEventsAreDeadLettered: an event that can never succeed (unknown integration,
+// invalid config) goes to the dead-letter stream at once, with its reason, and starts
+// no run.
+func TestBadEventsAreDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.createIntegration("inv")
+	e.startWorker("w1")
+	e.patch("ghost", serviceConfig(false, true, 0.9))
+	e.patch("inv", `{"resources": [{"kind": "k", "selector": {"query": ".a |"}, "port": {"entity": {"mappings": {"identifier": ".id", "blueprint": "\"b\""}}}}]}`)
+	waitFor(t, func() bool {
+		n, err := e.q.DLQSize(context.Background())
+		return err == nil && n == 2
+	})
+	reasons := e.dlqReasons()
+	want := []string{"unknown integration acme/ghost", "resources[0].selector.query: jq: unexpected EOF"}
+	for _, w := range want {
+		found := false
+		for _, r := range reasons {
+			found = found || strings.Contains(r, w)
+		}
+		if !found {
+			t.Errorf("no dead letter says %q: %q", w, reasons)
+		}
+	}
+	if recs, _, _ := e.runs.List(context.Background(), e.tenant, "inv", 0, 10); len(recs) != 0 {
+		t.Fatalf("a bad event started %d runs", len(recs))
+	}
+	if in, _ := e.ints.Get(context.Background(), e.tenant, "inv"); in.ConfigVersion != 0 {
+		t.Fatalf("an invalid config was stored as version %d", in.ConfigVersion)
+	}
+}
+
+// TestPatchBurstCoalesces: ten patches at once, each stored as the next version with
+// an event naming it (as the API does), end in one run of the newest config: the
+// events of older versions are acked without work. (Events that carry a config inline
+// are stored as they are processed, so a burst of those coalesces only as far as they
+// were stored before a run started.)
+func TestPatchBurstCoalesces(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.seedTeamsAndServices()
+	e.createIntegration("inv")
+	for range 10 {
+		v, err := e.ints.AddConfig(context.Background(), e.tenant, "inv", []byte(serviceConfig(false, true, 0.9)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := queue.NewEnvelope(queue.TypeConfigPatched, e.tenant, "inv", queue.ConfigPatched{ConfigVersion: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.q.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startWorker("w1")
+	waitFor(t, func() bool {
+		in, err := e.ints.Get(context.Background(), e.tenant, "inv")
+		latest, lerr := e.runs.Latest(context.Background(), e.tenant, "inv")
+		info, _ := e.js.Stream(context.Background(), queue.CommandsStream)
+		st, _ := info.Info(context.Background())
+		return err == nil && lerr == nil && in.ConfigVersion == 10 && latest.Status.Done() && latest.ConfigVersion == 10 && st.State.Msgs == 0
+	})
+	recs, _, _ := e.runs.List(context.Background(), e.tenant, "inv", 0, 100)
+	if len(recs) != 1 {
+		t.Errorf("10 patches made %d runs, want 1", len(recs))
+	}
+	for _, r := range recs {
+		if r.Status != run.Succeeded && r.Status != run.Superseded {
+			t.Errorf("run %s: %s %s", r.ID, r.Status, r.Message)
+		}
+	}
+	t.Logf("10 patches, %d runs", len(recs))
 	e.wantEntities("team", `payments inv {"size":3} {}`, `search inv {"size":2} {}`)
 }
