@@ -87,10 +87,12 @@ func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.In
 		}
 	case errors.As(runErr, &stop):
 		rec.Status, rec.Message = stop.status, stop.msg
+	case ctx.Err() != nil:
+		rec.Status, rec.Message = run.Failed, "the worker is shutting down: nothing was deleted; the event goes to another worker"
 	default:
 		rec.Status = run.Failed
 		rec.Message = runErr.Error()
-		if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil {
+		if cause := context.Cause(runCtx); cause != nil {
 			rec.Message = cause.Error()
 		}
 	}
