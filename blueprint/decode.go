@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/configsync/configsync/jsonstream"
 	"strconv"
 )
 
@@ -96,29 +97,8 @@ func index(field string, i int) string {
 	return field + "[" + strconv.Itoa(i) + "]"
 }
 
-// kind names the JSON type of a value for messages, as "must be X, not <kind>".
-func kind(raw json.RawMessage) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
 func isNull(raw json.RawMessage) bool {
-	return kind(raw) == "null"
+	return jsonstream.TypeName(raw) == "null"
 }
 
 // canonical returns raw compact, with encoding/json's escaping. Kept values are stored
@@ -142,12 +122,12 @@ type member struct {
 // (reported). Duplicate keys are reported: encoding/json would silently keep the last,
 // and in a hand-edited file the first was usually meant too.
 func (c *collector) members(raw json.RawMessage, field, what string) ([]member, bool) {
-	switch kind(raw) {
+	switch jsonstream.TypeName(raw) {
 	case "an object":
 	case "null":
 		return nil, false
 	default:
-		c.shape(field, "must be %s, not %s", what, kind(raw))
+		c.shape(field, "must be %s, not %s", what, jsonstream.TypeName(raw))
 		return nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -182,7 +162,7 @@ func (c *collector) members(raw json.RawMessage, field, what string) ([]member, 
 }
 
 func (c *collector) str(raw json.RawMessage, field string) string {
-	switch kind(raw) {
+	switch jsonstream.TypeName(raw) {
 	case "a string":
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
@@ -192,29 +172,29 @@ func (c *collector) str(raw json.RawMessage, field string) string {
 	case "null":
 		return ""
 	}
-	c.shape(field, "must be a string, not %s", kind(raw))
+	c.shape(field, "must be a string, not %s", jsonstream.TypeName(raw))
 	return ""
 }
 
 func (c *collector) boolean(raw json.RawMessage, field string) bool {
-	switch kind(raw) {
+	switch jsonstream.TypeName(raw) {
 	case "a boolean":
 		return raw[0] == 't'
 	case "null":
 		return false
 	}
-	c.shape(field, "must be a boolean, not %s", kind(raw))
+	c.shape(field, "must be a boolean, not %s", jsonstream.TypeName(raw))
 	return false
 }
 
 // list reads an array's elements; nil for null, an empty non-nil slice for [].
 func (c *collector) list(raw json.RawMessage, field string) ([]json.RawMessage, bool) {
-	switch kind(raw) {
+	switch jsonstream.TypeName(raw) {
 	case "an array":
 	case "null":
 		return nil, false
 	default:
-		c.shape(field, "must be an array, not %s", kind(raw))
+		c.shape(field, "must be an array, not %s", jsonstream.TypeName(raw))
 		return nil, false
 	}
 	var elems []json.RawMessage
@@ -235,8 +215,8 @@ func (c *collector) strList(raw json.RawMessage, field string) []string {
 	}
 	out := make([]string, len(elems))
 	for i, e := range elems {
-		if kind(e) != "a string" {
-			c.shape(index(field, i), "must be a string, not %s", kind(e))
+		if jsonstream.TypeName(e) != "a string" {
+			c.shape(index(field, i), "must be a string, not %s", jsonstream.TypeName(e))
 			continue
 		}
 		out[i] = c.str(e, index(field, i))

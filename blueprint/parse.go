@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/configsync/configsync/jsonstream"
 	"maps"
 	"slices"
 	"strconv"
@@ -93,7 +94,7 @@ func Parse(data []byte) ([]Blueprint, error) {
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("blueprint: invalid JSON: %w", err)
 	}
-	switch kind(top) {
+	switch jsonstream.TypeName(top) {
 	case "an array":
 		if err := json.Unmarshal(top, &raws); err != nil {
 			return nil, fmt.Errorf("blueprint: invalid JSON: %w", err)
@@ -101,7 +102,7 @@ func Parse(data []byte) ([]Blueprint, error) {
 	case "an object":
 		raws = []json.RawMessage{top}
 	default:
-		return nil, fmt.Errorf("blueprint: want an array of blueprints or one blueprint object, not %s", kind(top))
+		return nil, fmt.Errorf("blueprint: want an array of blueprints or one blueprint object, not %s", jsonstream.TypeName(top))
 	}
 
 	out := make([]Blueprint, 0, len(raws))

@@ -945,3 +945,26 @@ func indexStructural(b []byte, i int) int {
 	}
 	return i
 }
+
+// TypeName names the JSON type of a raw value by its first significant byte ("an
+// object", "an array", "a string", "a boolean", "null", "a number", or "nothing"), for
+// error messages about values the caller has not decoded.
+func TypeName(raw []byte) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}

@@ -552,24 +552,9 @@ func checkObject(item []byte) error {
 	}
 	trimmed := bytes.TrimLeft(item, " \t\r\n")
 	if trimmed[0] != '{' {
-		return fmt.Errorf("not a JSON object but %s", rawKind(trimmed[0]))
+		return fmt.Errorf("not a JSON object but %s", jsonstream.TypeName(trimmed))
 	}
 	return nil
-}
-
-// rawKind names the JSON type of a value from its first byte.
-func rawKind(b byte) string {
-	switch b {
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }
 
 // readYAML reads a YAML file, one document at a time, into p. Each document is
