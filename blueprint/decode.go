@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/configsync/configsync/jsonstream"
 	"strconv"
+
+	"github.com/configsync/configsync/jsonstream"
 )
 
 // maxItemsDepth bounds array-of-array nesting (items.items...). Port never needs more

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/configsync/configsync/jsonstream"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/configsync/configsync/jsonstream"
 )
 
 // IdentifierPattern is Port's rule for blueprint identifiers. Every identifier in
