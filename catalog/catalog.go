@@ -8,6 +8,15 @@
 // lost its lease (see Fence) cannot write. Upsert sends a batch as one pipeline of
 // EVALSHA calls: one round trip per batch, one script call per entity.
 //
+// # Outbox
+//
+// The script that makes an entity change also appends it, atomically, to the tenant's
+// outbox stream, so a change is stored if and only if its event is: a worker that
+// dies after the write and before publishing loses nothing, since the changes wait in
+// the outbox (PendingChanges, AckChanges, and OutboxTenants for a sweeper) until they
+// are published. The Change values the write methods return are the same changes, for
+// logging and counting; publish from the outbox.
+//
 // # Keys
 //
 // T is "<prefix>:{<tenant>}"; the braces make every key of a tenant share one Redis
@@ -21,6 +30,11 @@
 //	T:own:<integration>US<kind>  ZSET "<bp>US<id>" scored by last write, ms
 //	T:kinds:<integration>   SET   kinds the integration has written
 //	T:rev:<bp>US<id>        SET   "<srcbp>US<srcid>US<relation>US<0|1>": relations pointing here
+//	T:outbox                STREAM changes not yet published, field "change" = Change JSON
+//
+// and one key outside the tenants' slots, written only from Go, never by a script:
+//
+//	<prefix>:outbox-tenants SET   tenants whose outbox may hold changes (see OutboxTenants)
 //
 // Entity hash fields: content fields title, icon, team (JSON array), p:<property>
 // (canonical JSON) and r:<relation> ("-" null, "=<id>" one target, "[<id>US<id>..."
@@ -59,6 +73,8 @@ type Catalog struct {
 	rdb    redis.UniversalClient
 	prefix string
 	clock  func() time.Time
+	// outboxMax caps each tenant's outbox (OutboxLimit; tests lower it).
+	outboxMax int64
 
 	mu  sync.Mutex
 	bps map[string]*bpCache // by tenant
@@ -71,7 +87,7 @@ func New(rdb redis.UniversalClient, prefix string, clock func() time.Time) *Cata
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Catalog{rdb: rdb, prefix: prefix, clock: clock, bps: map[string]*bpCache{}}
+	return &Catalog{rdb: rdb, prefix: prefix, clock: clock, outboxMax: OutboxLimit, bps: map[string]*bpCache{}}
 }
 
 // Entity is a blueprint entity as stored and returned.
@@ -169,10 +185,11 @@ type Outcome struct {
 	Warnings []string
 	// Err says why the write is Invalid.
 	Err error
-	// Change is the entity's change, for the caller to publish; nil when nothing
-	// changed.
+	// Change is the entity's change, nil when nothing changed. It is in the outbox
+	// already, which is what to publish from (see PendingChanges).
 	Change *Change
-	// CreatedChanges are the changes of the barebones entities in Created.
+	// CreatedChanges are the changes of the barebones entities in Created, also in the
+	// outbox (before Change).
 	CreatedChanges []Change
 }
 
@@ -187,8 +204,13 @@ type Ref struct {
 // String reads like "githubRepository/configsync".
 func (r Ref) String() string { return r.Blueprint + "/" + r.Identifier }
 
-// Change is one entity change, returned for the caller to publish (the catalog does
-// no messaging, so that a change is published only after it is stored).
+// Change is one entity change. The catalog does no messaging: the script that stores
+// a change appends it to the tenant's outbox in the same atomic step, and the caller
+// publishes it from there (PendingChanges, then AckChanges), so that a change is
+// published only after it is stored, and at least once even if the caller dies in
+// between. The write methods return the same changes (same ChangeID) for logging and
+// counting; their values are Go's (a property is what the write gave, not
+// json.Number), otherwise equal to the outbox's.
 type Change struct {
 	// ChangeID is unique per change (random, 128 bits), for consumers to deduplicate
 	// redelivered events.
@@ -230,7 +252,8 @@ type DeletionReport struct {
 	// Cleared lists entities whose optional relation pointed at a deleted entity and
 	// was cleared.
 	Cleared []Ref
-	// Changes are the deleted and updated changes, for the caller to publish.
+	// Changes are the deleted and updated changes, in the order they went into the
+	// outbox, which is what to publish from.
 	Changes []Change
 }
 
@@ -244,6 +267,7 @@ func ownKey(t, integration, kind string) string {
 	return t + ":own:" + integration + US + kind
 }
 func kindsKey(t, integration string) string { return t + ":kinds:" + integration }
+func outboxKey(t string) string             { return t + ":outbox" }
 
 // checkTenant refuses tenants that would break the hash tag or key parsing.
 func checkTenant(tenant string) error {

@@ -35,8 +35,9 @@ const maxReplans = 3
 // without, an entity that has dependents (other than entities deleted with it) is kept
 // and listed in KeptForDependents. Optional relations pointing at deleted entities are
 // cleared. Each entity is re-checked inside the script, so one written while the run
-// was finishing is not deleted. Callers must only call this after every kind was
-// fetched whole (DESIGN.md, invariant 1).
+// was finishing is not deleted. Every deletion and clearing goes into the outbox with
+// its change, in the script that makes it (see Change). Callers must only call this
+// after every kind was fetched whole (DESIGN.md, invariant 1).
 func (c *Catalog) DeleteStale(ctx context.Context, tenant string, fence *Fence, integration string, kinds []string, before time.Time, threshold float64, deleteDependents bool) (DeletionReport, error) {
 	var rep DeletionReport
 	if err := checkTenant(tenant); err != nil {
@@ -153,11 +154,23 @@ type planned struct {
 // deleteRefs plans and runs a deletion: it finds dependents, orders the entities so
 // that dependents go first, and runs deleteScript over them in chunks, pipelined in
 // order. The script re-checks everything against the live data; an entity it refuses
-// because a dependent appeared since the plan was made is planned again.
-func (c *Catalog) deleteRefs(ctx context.Context, tenant string, fence *Fence, sel selector, roots []planned, deleteDependents bool, rep *DeletionReport) error {
+// because a dependent appeared since the plan was made is planned again. Each script
+// call appends its changes to the outbox; the tenant is listed in the outbox tenants
+// before (see runPipeline) and after, as for Upsert.
+func (c *Catalog) deleteRefs(ctx context.Context, tenant string, fence *Fence, sel selector, roots []planned, deleteDependents bool, rep *DeletionReport) (err error) {
 	t := c.tkey(tenant)
 	fenceKey, token := fenceArgs(fence)
-	keys := []string{t + ":bpgen"}
+	keys := []string{t + ":bpgen", outboxKey(t)}
+	// Listed after the scripts (see OutboxTenants) when they changed something, or
+	// when they ran and failed, so what they changed is unknown.
+	before, sent := len(rep.Changes), false
+	defer func() {
+		if len(rep.Changes) > before || (sent && err != nil) {
+			if lerr := c.listOutboxTenant(ctx, tenant); err == nil {
+				err = lerr
+			}
+		}
+	}()
 	if token != "" {
 		keys = append(keys, fenceKey)
 	}
@@ -187,19 +200,21 @@ func (c *Catalog) deleteRefs(ctx context.Context, tenant string, fence *Fence, s
 			keep(r)
 		}
 		head := []any{t, token, strconv.FormatInt(c.clock().UnixMilli(), 10), sel.mode, sel.integration,
-			strconv.FormatInt(sel.before, 10), len(sel.kinds)}
+			strconv.FormatInt(sel.before, 10), "", c.outboxMax, len(sel.kinds)}
 		for _, k := range sel.kinds {
 			head = append(head, k)
 		}
 		var calls []scriptCall
 		for start := 0; start < len(order); start += deleteChunk {
 			args := slices.Clone(head)
+			args[6] = newChangeID() // the change identifier seed
 			for _, p := range order[start:min(start+deleteChunk, len(order))] {
 				args = append(args, p.ref.Blueprint, p.ref.Identifier, flag(p.check))
 			}
 			calls = append(calls, scriptCall{keys: keys, args: args})
 		}
-		results, err := c.runPipeline(ctx, deleteScript, calls)
+		sent = true
+		results, err := c.runPipeline(ctx, deleteScript, calls, tenant)
 		if err != nil {
 			return fmt.Errorf("catalog: tenant %q: deleting %d entities: %w", tenant, len(order), err)
 		}
@@ -216,23 +231,23 @@ func (c *Catalog) deleteRefs(ctx context.Context, tenant string, fence *Fence, s
 				return fmt.Errorf("catalog: tenant %q: unexpected delete reply %v", tenant, res)
 			}
 			for _, d := range reply[1].([]any) {
-				ref, ent, err := entityReply(d)
+				cid, ref, ent, err := entityReply(d)
 				if err != nil {
 					return fmt.Errorf("catalog: tenant %q: decoding deleted %s: %w", tenant, ref, err)
 				}
 				rep.Deleted = append(rep.Deleted, ref)
-				rep.Changes = append(rep.Changes, Change{ChangeID: newChangeID(), Op: OpDeleted, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Entity: ent})
+				rep.Changes = append(rep.Changes, Change{ChangeID: cid, Op: OpDeleted, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Entity: ent})
 			}
 			for _, ref := range refs(strs(reply[2])) {
 				blocked = append(blocked, planned{ref: ref, check: checks[ref]})
 			}
 			for _, d := range reply[5].([]any) {
-				ref, ent, err := entityReply(d)
+				cid, ref, ent, err := entityReply(d)
 				if err != nil {
 					return fmt.Errorf("catalog: tenant %q: decoding cleared %s: %w", tenant, ref, err)
 				}
 				rep.Cleared = append(rep.Cleared, ref)
-				rep.Changes = append(rep.Changes, Change{ChangeID: newChangeID(), Op: OpUpdated, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Entity: ent})
+				rep.Changes = append(rep.Changes, Change{ChangeID: cid, Op: OpUpdated, Blueprint: ref.Blueprint, Identifier: ref.Identifier, Entity: ent})
 			}
 		}
 		roots = blocked
@@ -335,17 +350,17 @@ func memberRef(m string) Ref {
 	return Ref{Blueprint: bp, Identifier: id}
 }
 
-// entityReply decodes {bp, id, field, value, ...} from deleteScript.
-func entityReply(v any) (Ref, *Entity, error) {
+// entityReply decodes {change id, bp, id, field, value, ...} from deleteScript.
+func entityReply(v any) (string, Ref, *Entity, error) {
 	flat := strs(v)
-	if len(flat) < 2 {
-		return Ref{}, nil, fmt.Errorf("short entity reply %v", v)
+	if len(flat) < 3 {
+		return "", Ref{}, nil, fmt.Errorf("short entity reply %v", v)
 	}
-	ref := Ref{Blueprint: flat[0], Identifier: flat[1]}
+	ref := Ref{Blueprint: flat[1], Identifier: flat[2]}
 	f := make(map[string]string, len(flat)/2)
-	for i := 2; i+1 < len(flat); i += 2 {
+	for i := 3; i+1 < len(flat); i += 2 {
 		f[flat[i]] = flat[i+1]
 	}
 	e, err := decodeEntity(f)
-	return ref, e, err
+	return flat[0], ref, e, err
 }

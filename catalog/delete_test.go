@@ -247,9 +247,10 @@ func TestDeleteRechecksInsideScript(t *testing.T) {
 	pr := e.w("githubPullRequest", "b-1", nil, map[string]any{"repository": "b"})
 	e.one(pr, Created)
 
-	args := []any{t3, "", fmt.Sprint(e.clock.Now().UnixMilli()), sel.mode, sel.integration, fmt.Sprint(sel.before), 1, "repository",
-		"githubRepository", "a", "1", "githubRepository", "b", "1"}
-	res, err := deleteScript.Run(e.ctx, e.rdb, []string{t3 + ":bpgen"}, args...).Slice()
+	e.drainOutbox()
+	args := []any{t3, "", fmt.Sprint(e.clock.Now().UnixMilli()), sel.mode, sel.integration, fmt.Sprint(sel.before),
+		newChangeID(), OutboxLimit, 1, "repository", "githubRepository", "a", "1", "githubRepository", "b", "1"}
+	res, err := deleteScript.Run(e.ctx, e.rdb, []string{t3 + ":bpgen", outboxKey(t3)}, args...).Slice()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,5 +265,8 @@ func TestDeleteRechecksInsideScript(t *testing.T) {
 	}
 	if !e.exists("githubRepository", "a") || !e.exists("githubRepository", "b") {
 		t.Error("deleted despite the checks")
+	}
+	if got := e.outbox(); len(got) != 0 {
+		t.Errorf("nothing was deleted, yet the outbox has %d changes", len(got))
 	}
 }

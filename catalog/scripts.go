@@ -3,10 +3,10 @@ package catalog
 import "github.com/redis/go-redis/v9"
 
 // luaPrelude holds the helpers every entity script shares, so that all of them encode
-// relations and hash content the same way. The scripts derive the keys they touch
-// from T (ARGV[1], "<prefix>:{<tenant>}"): every such key carries the tenant's hash
-// tag, so on Redis Cluster they are all in the slot of the declared KEYS, which route
-// the call.
+// relations, hash content and write changes the same way. The scripts derive the
+// entity keys they touch from T (ARGV[1], "<prefix>:{<tenant>}"): every such key
+// carries the tenant's hash tag, so on Redis Cluster they are all in the slot of the
+// declared KEYS, which route the call. The outbox key is always passed in KEYS.
 const luaPrelude = `
 local US = '\31'
 local EMPTY_HASH = redis.sha1hex('')
@@ -83,23 +83,128 @@ local function flatten(t)
   for k, v in pairs(t) do out[#out + 1] = k; out[#out + 1] = v end
   return out
 end
+
+-- jsonTime writes a stored ms timestamp as encoding/json writes msTime(ms): RFC 3339 in
+-- UTC, the fraction without trailing zeros. Anything but an integer is Go's zero time,
+-- which is what decodeEntity leaves for it. Most times of a call are its "now", so
+-- they are formatted once per call.
+local jsonTimes = {}
+local function jsonTime(v)
+  if type(v) ~= 'string' or not string.match(v, '^-?%d+$') then return '"0001-01-01T00:00:00Z"' end
+  if jsonTimes[v] then return jsonTimes[v] end
+  local ms = tonumber(v)
+  local s = math.floor(ms / 1000)
+  local frac = ms - s * 1000
+  local days = math.floor(s / 86400)
+  local sec = s - days * 86400
+  -- Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local out = string.format('"%04d-%02d-%02dT%02d:%02d:%02d', y, m, d,
+    math.floor(sec / 3600), math.floor((sec % 3600) / 60), sec % 60)
+  if frac > 0 then out = out .. (string.gsub(string.format('.%03d', frac), '0+$', '')) end
+  out = out .. 'Z"'
+  jsonTimes[v] = out
+  return out
+end
+
+-- entityJSON encodes an entity's hash fields as the JSON of Entity (catalog.go), with
+-- its omitempty rules: decoded by decodeChange it is what decodeEntity makes of the
+-- same fields. Property values and the team are stored as JSON and go in verbatim, so
+-- numbers stay exact.
+local function entityJSON(f)
+  local props, rels = {}, {}
+  for k, _ in pairs(f) do
+    local p = string.sub(k, 1, 2)
+    if p == 'p:' then props[#props + 1] = k elseif p == 'r:' then rels[#rels + 1] = k end
+  end
+  table.sort(props)
+  table.sort(rels)
+  local out = {'{"identifier":', cjson.encode(f['_id'] or ''), ',"blueprint":', cjson.encode(f['_bp'] or '')}
+  local function opt(name, v)
+    if v and v ~= '' then out[#out + 1] = ',"' .. name .. '":' .. cjson.encode(v) end
+  end
+  opt('title', f['title'])
+  opt('icon', f['icon'])
+  local team = f['team']
+  if team and team ~= '' and team ~= '[]' then out[#out + 1] = ',"team":' .. team end
+  out[#out + 1] = ',"properties":{'
+  for j, k in ipairs(props) do
+    if j > 1 then out[#out + 1] = ',' end
+    out[#out + 1] = cjson.encode(string.sub(k, 3))
+    out[#out + 1] = ':'
+    out[#out + 1] = f[k]
+  end
+  out[#out + 1] = '},"relations":{'
+  for j, k in ipairs(rels) do
+    if j > 1 then out[#out + 1] = ',' end
+    out[#out + 1] = cjson.encode(string.sub(k, 3))
+    out[#out + 1] = ':'
+    local v = f[k]
+    local c = string.sub(v, 1, 1)
+    if c == '=' then
+      out[#out + 1] = cjson.encode(string.sub(v, 2))
+    elseif c == '[' then
+      local ids = relIDs(v)
+      for n, x in ipairs(ids) do ids[n] = cjson.encode(x) end
+      out[#out + 1] = '[' .. table.concat(ids, ',') .. ']'
+    else
+      out[#out + 1] = 'null'
+    end
+  end
+  out[#out + 1] = '}'
+  opt('integration', f['_owner'])
+  opt('kind', f['_kind'])
+  out[#out + 1] = ',"createdAt":' .. jsonTime(f['_created']) .. ',"updatedAt":' .. jsonTime(f['_updated']) .. '}'
+  return table.concat(out)
+end
+
+-- outboxAdd appends a change to the tenant's outbox stream (key passed in KEYS by the
+-- caller) and returns its change identifier. The n-th change of a script call gets
+-- the first 128 bits of SHA-1(seed ":" n), seed being 128 random bits from Go: unique
+-- per change and known before the reply, since Lua has no randomness of its own. The
+-- stream is capped near max entries (MAXLEN ~): beyond, the oldest entries go, changes
+-- that were never published (see OutboxLimit).
+local outboxSeq = 0
+local function outboxAdd(key, seed, max, op, f)
+  outboxSeq = outboxSeq + 1
+  local cid = string.sub(redis.sha1hex(seed .. ':' .. outboxSeq), 1, 32)
+  redis.call('XADD', key, 'MAXLEN', '~', max, '*', 'change', '{"changeId":"' .. cid .. '","op":"' .. op ..
+    '","blueprint":' .. cjson.encode(f['_bp']) .. ',"identifier":' .. cjson.encode(f['_id']) ..
+    ',"entity":' .. entityJSON(f) .. '}')
+  return cid
+end
 `
 
 // upsertScript writes one entity, applying every rule that depends on stored state.
 //
-// KEYS[1] the entity key T:e:<bp>US<id>; KEYS[2] the fence key (only when ARGV[2] is
-// not empty).
+// KEYS[1] the entity key T:e:<bp>US<id>; KEYS[2] the outbox T:outbox; KEYS[3] the fence
+// key (only when ARGV[2] is not empty).
 //
 // ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] blueprint; ARGV[4] identifier;
 // ARGV[5] integration (new owner); ARGV[6] kind; ARGV[7] fetched-at µs; ARGV[8] now ms;
 // ARGV[9] merge "1"/"0"; ARGV[10] create missing targets "1"/"0"; ARGV[11] blueprint
 // generation the caller validated against; ARGV[12] contentHash of the fields this
 // write sets, computed by the caller; ARGV[13] "1" when the caller allows the fast
-// unchanged path (no required field left to the merge); then nset, nset pairs
-// (content field, value)
-// this write sets; then nrel, nrel triples (relation name, target blueprint, required
-// "1"/"0") for the relations this write sets; then nreq, nreq content fields that must
-// be set and not null after the merge (required ones the write left out).
+// unchanged path (no required field left to the merge); ARGV[14] change identifier
+// seed (32 random hex digits); ARGV[15] outbox cap (OutboxLimit); then nset, nset
+// pairs (content field, value) this write sets; then nrel, nrel triples (relation
+// name, target blueprint, required "1"/"0") for the relations this write sets; then
+// nreq, nreq content fields that must be set and not null after the merge (required
+// ones the write left out).
+//
+// Every change is appended to the outbox in the same call (see outboxAdd): first a
+// "created" change per barebones target, then the entity's "created" or "updated"
+// change, each with the entity as stored after the write. Nothing else writes to it:
+// a fenced, stale, older, invalid, missing or unchanged write appends nothing.
 //
 // When the stored hash equals the write's own hash, the content after a merge or a
 // replace is the write's content, which is the stored content: the script answers
@@ -113,17 +218,21 @@ end
 //
 // Returns {"fenced"}, {"bpstale"} (blueprints changed since the caller read them:
 // reload and retry), {"checked"}, {"older"}, {"invalid", {fields}}, {"missing", {bp, id, ...}},
-// {"unchanged"}, or {"created"|"updated", {created bp, id, ...}, {kept field, value,
-// ...}, created ms} where kept are the content fields the merge kept from the stored
-// entity (those the caller does not know).
+// {"unchanged"} or {"unchanged", {created bp, id, ...}, {change id, ...}} (the stored
+// entity lacked a relation target, which only a broken invariant allows, and the
+// target was created), or {"created"|"updated", {created bp, id, ...}, {kept field,
+// value, ...}, created ms, {change id, ...}} where kept are the content fields the
+// merge kept from the stored entity (those the caller does not know) and the change
+// identifiers are those of the barebones targets in order, then the entity's.
 var upsertScript = redis.NewScript(luaPrelude + `
 local T = ARGV[1]
-if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'fenced'} end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'fenced'} end
 if (redis.call('GET', T .. ':bpgen') or '0') ~= ARGV[11] then return {'bpstale'} end
 if ARGV[3] == '' then return {'checked'} end
 local bp, id, owner, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local fetched, now = tonumber(ARGV[7]), ARGV[8]
 local merge, createMissing = ARGV[9] == '1', ARGV[10] == '1'
+local seed, outboxMax = ARGV[14], ARGV[15]
 local ek = KEYS[1]
 local member = bp .. US .. id
 local ownKey = T .. ':own:' .. owner .. US .. kind
@@ -144,7 +253,7 @@ local new, set = {}, {}
 if exists and merge then
   for k, v in pairs(old) do if not isMeta(k) then new[k] = v end end
 end
-local i = 14
+local i = 16
 for _ = 1, tonumber(ARGV[i]) do
   new[ARGV[i + 1]] = ARGV[i + 2]; set[ARGV[i + 1]] = true
   i = i + 2
@@ -179,11 +288,13 @@ for _, r in ipairs(rels) do
   end
 end
 if #missing > 0 and not createMissing then return {'missing', missing} end
+local cids = {}
 for j = 1, #missing, 2 do
   local tbp, tid = missing[j], missing[j + 1]
   redis.call('HSET', T .. ':e:' .. tbp .. US .. tid, '_bp', tbp, '_id', tid, '_created', now,
     '_updated', now, '_fetched', '0', '_hash', EMPTY_HASH)
   redis.call('ZADD', T .. ':ids:' .. tbp, 0, tid)
+  cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, 'created', {_bp = tbp, _id = tid, _created = now, _updated = now})
 end
 
 -- The caller's hash is the content's when the merge kept nothing of the stored entity.
@@ -194,6 +305,7 @@ end
 if exists and old['_hash'] == h and old['_owner'] == owner and old['_kind'] == kind then
   redis.call('ZADD', ownKey, now, member)
   if fetched > oldFetched then redis.call('HSET', ek, '_fetched', ARGV[7]) end
+  if #missing > 0 then return {'unchanged', missing, cids} end
   return {'unchanged'}
 end
 
@@ -265,17 +377,22 @@ for k, v in pairs(new) do
 end
 local status = 'updated'
 if not exists then status = 'created' end
-return {status, missing, kept, created}
+new['_bp'], new['_id'], new['_owner'], new['_kind'] = bp, id, owner, kind
+new['_created'], new['_updated'] = created, now
+cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, status, new)
+return {status, missing, kept, created, cids}
 `)
 
 // deleteScript deletes entities atomically, keeping the reverse index exact and
 // never leaving a required relation pointing at a deleted entity.
 //
-// KEYS[1] routing key T:bpgen; KEYS[2] the fence key (only when ARGV[2] is not empty).
+// KEYS[1] routing key T:bpgen; KEYS[2] the outbox T:outbox; KEYS[3] the fence key (only
+// when ARGV[2] is not empty).
 //
 // ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] now ms; ARGV[4] mode: "any", "stale"
 // or "owned"; ARGV[5] integration (stale, owned); ARGV[6] cut-off ms (stale); ARGV[7]
-// nkinds, then nkinds kinds (stale); then triples (blueprint, identifier, check "1"/"0"),
+// change identifier seed (32 random hex digits); ARGV[8] outbox cap (OutboxLimit);
+// ARGV[9] nkinds, then nkinds kinds (stale); then triples (blueprint, identifier, check "1"/"0"),
 // ordered so that dependents come before what they depend on. An entity with check "1"
 // is deleted only if it is still the integration's ("owned"), and for "stale" also of
 // one of the kinds and last written before the cut-off, so that an entity refreshed
@@ -286,16 +403,22 @@ return {status, missing, kept, created}
 // survivors that point at a deleted entity are cleared (a single target becomes null,
 // a list loses the identifier) and the survivor's hash and _updated are rewritten.
 //
+// Every change is appended to the outbox in the same call (see outboxAdd), in the
+// order of the reply: a "deleted" change per deleted entity (the entity as it was),
+// then an "updated" change per cleared survivor (as it is after clearing). A fenced
+// call appends nothing.
+//
 // Returns {"fenced"}, or {"ok", deleted, blocked, gone, fresh, cleared}: deleted and
-// cleared are lists of {bp, id, field, value, ...} (the entity before deletion, and
-// after clearing); blocked, gone (no such entity) and fresh (check failed) are flat
-// lists bp, id, ....
+// cleared are lists of {change id, bp, id, field, value, ...} (the entity before
+// deletion, and after clearing); blocked, gone (no such entity) and fresh (check
+// failed) are flat lists bp, id, ....
 var deleteScript = redis.NewScript(luaPrelude + `
 local T = ARGV[1]
-if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'fenced'} end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'fenced'} end
 local now, mode, integ, before = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local seed, outboxMax = ARGV[7], ARGV[8]
 local kinds = {}
-local i = 7
+local i = 9
 for _ = 1, tonumber(ARGV[i]) do kinds[ARGV[i + 1]] = true; i = i + 1 end
 i = i + 1
 
@@ -391,7 +514,7 @@ for _, c in ipairs(cands) do
       redis.call('ZREM', T .. ':own:' .. f['_owner'] .. US .. f['_kind'], c.bp .. US .. c.id)
     end
     redis.call('DEL', c.ek)
-    local out = {c.bp, c.id}
+    local out = {outboxAdd(KEYS[2], seed, outboxMax, 'deleted', f), c.bp, c.id}
     for k, v in pairs(f) do out[#out + 1] = k; out[#out + 1] = v end
     deleted[#deleted + 1] = out
   end
@@ -404,7 +527,7 @@ for _, s in ipairs(clearedOrder) do
     f['_hash'] = contentHash(f)
     f['_updated'] = now
     redis.call('HSET', s[3], '_hash', f['_hash'], '_updated', now)
-    local out = {s[1], s[2]}
+    local out = {outboxAdd(KEYS[2], seed, outboxMax, 'updated', f), s[1], s[2]}
     for k, v in pairs(f) do out[#out + 1] = k; out[#out + 1] = v end
     clearedOut[#clearedOut + 1] = out
   end

@@ -36,9 +36,16 @@ const maxBlueprintRetries = 3
 // invalid are confirmed by a generation check in the same pipeline, so a stale cache
 // never fails a write either.
 //
+// Each Created or Updated write, and each barebones target, appends its change to the
+// tenant's outbox in the same script call (see Change). The tenant joins the outbox
+// tenants set in the batch's pipeline, before the scripts (so a caller dying half-way
+// leaves it listed, on a single Redis), and again after them when anything changed
+// (so a concurrent AckChanges that found the outbox empty cannot forget it): one more
+// round trip per batch that changed something.
+//
 // A zero Write.FetchedAt is Invalid: without it ordering cannot be decided. The error
 // return is for Redis failures and bad arguments; a failed write is an Outcome.
-func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, writes []Write) ([]Outcome, error) {
+func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, writes []Write) (_ []Outcome, err error) {
 	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
@@ -55,6 +62,16 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 	}
 	t := c.tkey(tenant)
 	fenceKey, token := fenceArgs(fence)
+	// sent: scripts may have run, and on an error their changes are unknown; changed:
+	// some did change something.
+	var sent, changed bool
+	defer func() {
+		if changed || (sent && err != nil) {
+			if lerr := c.listOutboxTenant(ctx, tenant); lerr != nil && err == nil {
+				err = lerr
+			}
+		}
+	}()
 	pending := make([]int, len(writes))
 	for i := range pending {
 		pending[i] = i
@@ -68,9 +85,10 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 			p.index = i
 			outcomes[i] = Outcome{Warnings: p.warnings}
 			preps = append(preps, p)
-			calls = append(calls, p.call(t, fenceKey, token, now, bc.gen))
+			calls = append(calls, p.call(t, fenceKey, token, now, bc.gen, c.outboxMax))
 		}
-		results, err := c.runPipeline(ctx, upsertScript, calls)
+		sent = true
+		results, err := c.runPipeline(ctx, upsertScript, calls, tenant)
 		if err != nil {
 			return nil, fmt.Errorf("catalog: tenant %q: upserting %d entities: %w", tenant, len(calls), err)
 		}
@@ -84,8 +102,17 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 			if stale {
 				pending = append(pending, p.index)
 			}
+			o := &outcomes[p.index]
+			changed = changed || o.Change != nil || len(o.CreatedChanges) > 0
 		}
 		if len(pending) == 0 {
+			if changed {
+				// Listed after the scripts: see OutboxTenants.
+				if err := c.listOutboxTenant(ctx, tenant); err != nil {
+					return nil, err
+				}
+				changed = false
+			}
 			return outcomes, nil
 		}
 		if attempt+1 >= maxBlueprintRetries {
@@ -264,19 +291,20 @@ func encodeRelation(rel blueprint.Relation, v any) (enc string, norm any, ids []
 // it was judged by are current, since a blueprint or property another process just
 // added would otherwise make a valid write fail. It rides in the same pipeline, so
 // it costs no round trip.
-func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string) scriptCall {
+func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, outboxMax int64) scriptCall {
 	e := &p.w.Entity
-	keys := []string{entityKey(t, e.Blueprint, e.Identifier)}
+	keys := []string{entityKey(t, e.Blueprint, e.Identifier), outboxKey(t)}
 	if token != "" {
 		keys = append(keys, fenceKey)
 	}
 	if p.err != nil {
 		return scriptCall{keys: keys, args: []any{t, token, "", "", "", "", "0", "0", "0", "0", gen}}
 	}
-	args := make([]any, 0, 16+len(p.fields)+len(p.rels)+len(p.required))
+	args := make([]any, 0, 18+len(p.fields)+len(p.rels)+len(p.required))
 	args = append(args, t, token, e.Blueprint, e.Identifier, p.w.Integration, p.w.Kind,
 		strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10), strconv.FormatInt(now.UnixMilli(), 10),
-		flag(p.w.Merge), flag(p.w.CreateMissing), gen, contentHash(p.fields), flag(len(p.required) == 0), len(p.fields)/2)
+		flag(p.w.Merge), flag(p.w.CreateMissing), gen, contentHash(p.fields), flag(len(p.required) == 0),
+		newChangeID(), outboxMax, len(p.fields)/2)
 	for _, s := range p.fields {
 		args = append(args, s)
 	}
@@ -310,6 +338,13 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 		o.Status = SkippedOlder
 	case "unchanged":
 		o.Status = Unchanged
+		if len(reply) >= 3 {
+			created, cids := refs(strs(reply[1])), strs(reply[2])
+			if len(cids) != len(created) {
+				return false, fmt.Errorf("unexpected script reply %v", res)
+			}
+			o.addCreated(created, cids, now)
+		}
 	case "invalid":
 		var errs []error
 		for _, f := range strs(reply[1]) {
@@ -325,7 +360,7 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 		o.Status = MissingTargets
 		o.Missing = refs(strs(reply[1]))
 	case "created", "updated":
-		if len(reply) < 4 {
+		if len(reply) < 5 {
 			return false, fmt.Errorf("unexpected script reply %v", res)
 		}
 		o.Status = Created
@@ -333,23 +368,33 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 		if status == "updated" {
 			o.Status, op = Updated, OpUpdated
 		}
-		o.Created = refs(strs(reply[1]))
-		for _, r := range o.Created {
-			o.CreatedChanges = append(o.CreatedChanges, Change{
-				ChangeID: newChangeID(), Op: OpCreated, Blueprint: r.Blueprint, Identifier: r.Identifier,
-				Entity: &Entity{Identifier: r.Identifier, Blueprint: r.Blueprint, Properties: map[string]any{},
-					Relations: map[string]any{}, CreatedAt: msTime(now.UnixMilli()), UpdatedAt: msTime(now.UnixMilli())},
-			})
+		created, cids := refs(strs(reply[1])), strs(reply[4])
+		if len(cids) != len(created)+1 {
+			return false, fmt.Errorf("unexpected script reply %v", res)
 		}
+		o.addCreated(created, cids[:len(created)], now)
 		ent, err := p.entity(strs(reply[2]), reply[3], now)
 		if err != nil {
 			return false, err
 		}
-		o.Change = &Change{ChangeID: newChangeID(), Op: op, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
+		o.Change = &Change{ChangeID: cids[len(created)], Op: op, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
 	default:
 		return false, fmt.Errorf("unexpected script reply %v", res)
 	}
 	return false, nil
+}
+
+// addCreated records the barebones targets a write created, with the identifiers of
+// their changes in the outbox.
+func (o *Outcome) addCreated(created []Ref, cids []string, now time.Time) {
+	o.Created = created
+	for i, r := range created {
+		o.CreatedChanges = append(o.CreatedChanges, Change{
+			ChangeID: cids[i], Op: OpCreated, Blueprint: r.Blueprint, Identifier: r.Identifier,
+			Entity: &Entity{Identifier: r.Identifier, Blueprint: r.Blueprint, Properties: map[string]any{},
+				Relations: map[string]any{}, CreatedAt: msTime(now.UnixMilli()), UpdatedAt: msTime(now.UnixMilli())},
+		})
+	}
 }
 
 // entity builds the written entity from what the write set and the fields a merge kept.
@@ -412,7 +457,14 @@ type scriptCall struct {
 // reply that is a Redis error fails the whole call: the scripts report outcomes as
 // values, so an error means a bug or a broken server. When Redis lost the script
 // (restart, SCRIPT FLUSH) it is loaded and the calls that did not run are sent again.
-func (c *Catalog) runPipeline(ctx context.Context, s *redis.Script, calls []scriptCall) ([]any, error) {
+//
+// The pipeline starts with adding tenant to the outbox tenants, so that on a single
+// Redis (which runs a pipeline in order) no script can append to the outbox of a
+// tenant that is not listed, even when the caller dies before its own
+// listOutboxTenant. It is best effort: its error is ignored (the caller's
+// listOutboxTenant reports one), and on a cluster it runs on another node,
+// concurrently with the scripts.
+func (c *Catalog) runPipeline(ctx context.Context, s *redis.Script, calls []scriptCall, tenant string) ([]any, error) {
 	results := make([]any, len(calls))
 	todo := make([]int, len(calls))
 	for i := range todo {
@@ -420,6 +472,7 @@ func (c *Catalog) runPipeline(ctx context.Context, s *redis.Script, calls []scri
 	}
 	for attempt := 0; len(todo) > 0; attempt++ {
 		pipe := c.rdb.Pipeline()
+		pipe.SAdd(ctx, c.outboxTenantsKey(), tenant)
 		cmds := make([]*redis.Cmd, len(todo))
 		for k, i := range todo {
 			cmds[k] = s.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)

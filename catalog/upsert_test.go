@@ -454,7 +454,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestPipelineLoadsMissingScript(t *testing.T) {
 	e := setup(t)
 	s := redis.NewScript("-- " + e.prefix + "\nreturn ARGV[1]")
-	res, err := e.cat.runPipeline(e.ctx, s, []scriptCall{{keys: []string{e.T() + ":x"}, args: []any{"a"}}, {keys: []string{e.T() + ":x"}, args: []any{"b"}}})
+	res, err := e.cat.runPipeline(e.ctx, s, []scriptCall{{keys: []string{e.T() + ":x"}, args: []any{"a"}}, {keys: []string{e.T() + ":x"}, args: []any{"b"}}}, e.tenant)
 	if err != nil || !reflect.DeepEqual(res, []any{"a", "b"}) {
 		t.Fatalf("runPipeline = %v, %v", res, err)
 	}

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -278,24 +277,14 @@ func (r *runner) kindOf(ref catalog.Ref) string {
 	return "(dependents)"
 }
 
-// publish sends entity changes out on the changes stream; the wire format belongs to
-// the event contract (queue.Change), not to the catalog's struct.
+// publish sends the run's entity changes out. The changes themselves are not sent:
+// the catalog put them in the tenant's outbox with the writes, and the outbox is
+// drained, so that a crash between the write and the publish loses nothing.
 func (r *runner) publish(changes []catalog.Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	out := make([]queue.Change, len(changes))
-	for i, c := range changes {
-		ent, err := json.Marshal(c.Entity)
-		if err != nil {
-			return fmt.Errorf("encoding change %s of %s/%s: %w", c.ChangeID, c.Blueprint, c.Identifier, err)
-		}
-		out[i] = queue.Change{ChangeID: c.ChangeID, Op: c.Op, Blueprint: c.Blueprint, Identifier: c.Identifier, Entity: ent}
-	}
-	if err := r.w.Queue.PublishChanges(r.ctx, r.in.Tenant, out); err != nil {
-		return fmt.Errorf("publishing %d entity changes: %w", len(changes), err)
-	}
-	return nil
+	return r.w.publishOutbox(r.ctx, r.in.Tenant)
 }
 
 // syncKind fetches one kind page by page, maps each page on all cores and writes its

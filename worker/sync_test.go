@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/configsync/configsync/catalog"
 	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/run"
 )
@@ -407,4 +408,31 @@ func TestPatchBurstCoalesces(t *testing.T) {
 	}
 	t.Logf("10 patches, %d runs", len(recs))
 	e.wantEntities("team", `payments inv {"size":3} {}`, `search inv {"size":2} {}`)
+}
+
+// TestOutboxLeftoversArePublished: changes written to the catalog by a worker that died
+// before publishing them wait in the tenant's outbox; a worker publishes them on start.
+func TestOutboxLeftoversArePublished(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	writes := []catalog.Write{
+		{Entity: catalog.Entity{Identifier: "payments", Blueprint: "team", Properties: map[string]any{"size": 3}, Relations: map[string]any{}}, Integration: "inv", Kind: "team", FetchedAt: time.Now()},
+		{Entity: catalog.Entity{Identifier: "search", Blueprint: "team", Properties: map[string]any{"size": 2}, Relations: map[string]any{}}, Integration: "inv", Kind: "team", FetchedAt: time.Now()},
+	}
+	if _, err := e.cat.Upsert(context.Background(), e.tenant, nil, writes); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.changes()); n != 0 {
+		t.Fatalf("%d changes published before any worker ran", n)
+	}
+	e.startWorker("w1")
+	waitFor(t, func() bool { return len(e.changes()) == 2 })
+	waitFor(t, func() bool {
+		pending, err := e.cat.PendingChanges(context.Background(), e.tenant, 10)
+		return err == nil && len(pending) == 0
+	})
+	got := e.changes()
+	if got[0].Identifier != "payments" || got[1].Identifier != "search" || got[0].Op != "created" {
+		t.Fatalf("changes: %+v", got)
+	}
 }

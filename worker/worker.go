@@ -118,6 +118,9 @@ func (w *Worker) ID() string { return w.cfg.ID }
 // lease) before it returns.
 func (w *Worker) Run(ctx context.Context) error {
 	w.Log.Info("worker consuming", zap.String("worker", w.cfg.ID))
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	defer stopSweep()
+	go w.sweepOutboxes(sweepCtx, 30*time.Second)
 	return w.Queue.Consume(ctx, w.Handle)
 }
 

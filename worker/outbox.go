@@ -1,0 +1,74 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/configsync/configsync/queue"
+)
+
+// outboxBatch is how many changes are published per round trip.
+const outboxBatch = 500
+
+// publishOutbox drains a tenant's outbox to the changes stream. The catalog writes a
+// change into the outbox in the same script as the entity, and it leaves only once
+// NATS has acked it, so a worker that dies between the two loses nothing: the next
+// drain publishes it again (at least once; the change id deduplicates within NATS's
+// duplicate window). Two workers may drain one tenant at once; the same dedup makes
+// that harmless.
+func (w *Worker) publishOutbox(ctx context.Context, tenant string) error {
+	for {
+		entries, err := w.Catalog.PendingChanges(ctx, tenant, outboxBatch)
+		if err != nil {
+			return fmt.Errorf("reading the outbox of %s: %w", tenant, err)
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		changes := make([]queue.Change, len(entries))
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ent, err := json.Marshal(e.Change.Entity)
+			if err != nil {
+				return fmt.Errorf("encoding change %s: %w", e.Change.ChangeID, err)
+			}
+			c := e.Change
+			changes[i] = queue.Change{ChangeID: c.ChangeID, Op: c.Op, Blueprint: c.Blueprint, Identifier: c.Identifier, Entity: ent}
+			ids[i] = e.ID
+		}
+		if err := w.Queue.PublishChanges(ctx, tenant, changes); err != nil {
+			return fmt.Errorf("publishing %d entity changes of %s: %w", len(changes), tenant, err)
+		}
+		if err := w.Catalog.AckChanges(ctx, tenant, ids); err != nil {
+			return fmt.Errorf("clearing %d published changes of %s: %w", len(ids), tenant, err)
+		}
+		if len(entries) < outboxBatch {
+			return nil
+		}
+	}
+}
+
+// sweepOutboxes publishes what any worker left in any tenant's outbox (it died, or
+// NATS was away), at start and then every interval, until ctx ends.
+func (w *Worker) sweepOutboxes(ctx context.Context, interval time.Duration) {
+	for {
+		tenants, err := w.Catalog.OutboxTenants(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.Log.Warn("listing outboxes", zap.Error(err))
+		}
+		for _, t := range tenants {
+			if err := w.publishOutbox(ctx, t); err != nil && ctx.Err() == nil {
+				w.Log.Warn("publishing a leftover outbox", zap.String("tenant", t), zap.Error(err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
