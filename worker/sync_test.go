@@ -436,3 +436,64 @@ func TestOutboxLeftoversArePublished(t *testing.T) {
 		t.Fatalf("changes: %+v", got)
 	}
 }
+
+// TestSearchQueryRelation: a relation given as a search query is resolved against
+// the catalog (teams are synced first, in config order).
+func TestSearchQueryRelation(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.writeJSON("teams.json", []obj{{"id": "payments", "name": "Payments", "size": 3}, {"id": "search", "name": "Search", "size": 2}})
+	e.writeJSON("services.json", []obj{{"name": "checkout", "lang": "Go", "tier": 1, "teamSize": 3}, {"name": "indexer", "lang": "Python", "tier": 2, "teamSize": 2}})
+	e.createIntegration("inv")
+	e.startWorker("w1")
+	cfg := `{"resources": [
+	  {"kind": "team", "selector": {"query": "true", "path": "teams.json"},
+	   "port": {"entity": {"mappings": {"identifier": ".id", "title": ".name", "blueprint": "\"team\"", "properties": {"size": ".size"}}}}},
+	  {"kind": "service", "selector": {"query": "true", "path": "services.json"},
+	   "port": {"entity": {"mappings": {"identifier": ".name", "title": ".name", "blueprint": "\"service\"", "properties": {"lang": ".lang", "tier": ".tier"},
+	     "relations": {"team": {"combinator": "\"and\"", "rules": [{"property": "\"size\"", "operator": "\"=\"", "value": ".teamSize"}]}}}}}}]}`
+	e.patch("inv", cfg)
+	r := e.waitRuns("inv", 1)
+	if r.Status != run.Succeeded {
+		t.Fatalf("run: %s %s %v", r.Status, r.Message, r.Errors)
+	}
+	e.wantEntities("service",
+		`checkout inv {"lang":"Go","tier":1} {"team":"payments"}`,
+		`indexer inv {"lang":"Python","tier":2} {"team":"search"}`)
+}
+
+// TestLiveWriteDuringRunIsNotStale: an entity a live event writes while a run is going
+// is not deleted by that run, though the tool's listing does not hold it; the next run
+// deletes it.
+func TestLiveWriteDuringRunIsNotStale(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	slowIntegration(e, "slow", 10, 100)
+	e.startWorker("w1")
+	e.startWorker("w2")
+	e.patch("slow", slowConfig)
+	waitFor(t, func() bool {
+		r, err := e.runs.Latest(context.Background(), e.tenant, "slow")
+		return err == nil && r.Status == run.Running && len(e.entities("service")) >= 20
+	})
+	item := json.RawMessage(`{"name": "live-only", "team": "t"}`)
+	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "slow", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.q.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	r := e.waitRuns("slow", 1)
+	if r.Status != run.Succeeded || counts(r, "service").Deleted != 0 {
+		t.Fatalf("run: %s deleted %d", r.Status, counts(r, "service").Deleted)
+	}
+	if n := len(e.entities("service")); n != 101 {
+		t.Fatalf("%d services after the run, want 100 fetched + 1 live", n)
+	}
+	e.resync("slow")
+	r = e.waitRuns("slow", 2)
+	if c := counts(r, "service"); c.Deleted != 1 {
+		t.Fatalf("next run deleted %d, want the live-only entity", c.Deleted)
+	}
+}
