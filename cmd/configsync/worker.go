@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 
@@ -13,24 +14,38 @@ import (
 	"github.com/configsync/configsync/worker"
 )
 
+// workerSettings are the worker command's flags.
+type workerSettings struct {
+	conn                           connFlags
+	roots                          listFlag
+	id                             string
+	ackWait, leaseTTL, itemTimeout time.Duration
+}
+
+// workerFlags declares the worker's flags; docker-compose.yml's test checks its
+// arguments against this same set.
+func workerFlags(env *environment) (*flag.FlagSet, *workerSettings) {
+	fs := newFlags("worker", env.stderr)
+	s := &workerSettings{}
+	s.conn.register(fs, env, "nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0")
+	fs.Var(&s.roots, "file-roots", "directories file sources may read under (comma-separated; CONFIGSYNC_FILE_ROOTS)")
+	fs.StringVar(&s.id, "id", env.envOr("CONFIGSYNC_WORKER_ID", ""), "worker id in run records and logs (CONFIGSYNC_WORKER_ID; default random)")
+	fs.DurationVar(&s.ackWait, "ack-wait", 30*time.Second, "JetStream AckWait: how long an event waits for a heartbeat before redelivery (at most 30s)")
+	fs.DurationVar(&s.leaseTTL, "lease-ttl", 30*time.Second, "how long a run's lease lasts without renewal (at most 30s)")
+	fs.DurationVar(&s.itemTimeout, "item-timeout", mapping.DefaultItemTimeout, "time limit for mapping one item")
+	return fs, s
+}
+
 // runWorker consumes events and runs syncs; several may run at once.
 func runWorker(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags("worker", env.stderr)
-	var conn connFlags
-	conn.register(fs, env, "nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0")
-	var roots listFlag
-	fs.Var(&roots, "file-roots", "directories file sources may read under (comma-separated; CONFIGSYNC_FILE_ROOTS)")
-	id := fs.String("id", env.envOr("CONFIGSYNC_WORKER_ID", ""), "worker id in run records and logs (CONFIGSYNC_WORKER_ID; default random)")
-	ackWait := fs.Duration("ack-wait", 30*time.Second, "JetStream AckWait: how long an event waits for a heartbeat before redelivery (at most 30s)")
-	leaseTTL := fs.Duration("lease-ttl", 30*time.Second, "how long a run's lease lasts without renewal (at most 30s)")
-	itemTimeout := fs.Duration("item-timeout", mapping.DefaultItemTimeout, "time limit for mapping one item")
+	fs, ws := workerFlags(env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if v, ok := env.lookup("CONFIGSYNC_FILE_ROOTS"); ok && len(roots) == 0 {
-		_ = roots.Set(v)
+	if v, ok := env.lookup("CONFIGSYNC_FILE_ROOTS"); ok && len(ws.roots) == 0 {
+		_ = ws.roots.Set(v)
 	}
-	if *ackWait > 30*time.Second || *leaseTTL > 30*time.Second {
+	if ws.ackWait > 30*time.Second || ws.leaseTTL > 30*time.Second {
 		return &usageError{"--ack-wait and --lease-ttl are at most 30s, so that a killed worker's run is taken over within a minute"}
 	}
 	log, err := newLogger(env, false)
@@ -42,13 +57,13 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStack(ctx, stackOptions{conn: conn, keyring: kr, fileRoots: roots, leaseTTL: *leaseTTL, log: log,
-		queue: queue.Options{AckWait: *ackWait, MaxDeliver: -1}})
+	st, err := openStack(ctx, stackOptions{conn: ws.conn, keyring: kr, fileRoots: ws.roots, leaseTTL: ws.leaseTTL, log: log,
+		queue: queue.Options{AckWait: ws.ackWait, MaxDeliver: -1}})
 	if err != nil {
 		return err
 	}
 	defer st.close()
-	w := newWorker(st, *id, *leaseTTL, *itemTimeout, env, log)
+	w := newWorker(st, ws.id, ws.leaseTTL, ws.itemTimeout, env, log)
 	err = w.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		log.Info("worker stopped")
