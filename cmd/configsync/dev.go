@@ -39,6 +39,8 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	prefix := fs.String("prefix", env.envOr("CONFIGSYNC_PREFIX", "cs"), "prefix of every Redis key (CONFIGSYNC_PREFIX)")
 	load := fs.String("load", "", "apply the blueprints and integrations declared in the YAML files of this folder")
 	withDemo := fs.Bool("demo", false, "load the bundled example (blueprints and an integration over example files), sync it and print what it did")
+	allowPrivate := fs.Bool("http-allow-private", env.envOr("CONFIGSYNC_HTTP_ALLOW_PRIVATE", "") == "true",
+		"let http sources reach loopback and private addresses, e.g. a REST API on this machine (CONFIGSYNC_HTTP_ALLOW_PRIVATE=true)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 		log.Warn("in-process Redis-compatible server: the catalog is NOT kept when configsync stops; give --redis-url to keep it", zap.String("url", conn.redisURL))
 	}
 	cwd, _ := os.Getwd()
-	st, err := openStack(ctx, stackOptions{conn: conn, keyring: kr, fileRoots: []string{cwd, data}, log: log,
+	st, err := openStack(ctx, stackOptions{conn: conn, keyring: kr, fileRoots: []string{cwd, data}, log: log, httpAllowPrivate: *allowPrivate,
 		queue: queue.Options{MaxDeliver: -1}})
 	if err != nil {
 		return err

@@ -123,6 +123,10 @@ func TestValidate(t *testing.T) {
 			`blueprint "repo" has no relation "org"`,
 			`resources[1].port.entity.mappings.blueprint: unknown blueprint "team"`,
 		}},
+		{"http selector fields", []string{"--config", writeFile(t, "http.yml", "resources:\n  - kind: repo\n    selector: {query: 'true', path: /repos, includedFiles: [README.md], pagination: {type: sideways}}\n    port: {entity: {mappings: {identifier: .name, blueprint: '\"repo\"'}}}\n"), "--source-type", "http"}, 1, []string{
+			`warning: resource 0 (kind "repo"): resources[0].selector.includedFiles: not a field of the http source; ignored`,
+			`error: resource 0 (kind "repo"): resources[0].selector: `,
+		}},
 		{"missing flag", nil, 2, nil},
 		{"missing file", []string{"--config", "/nonexistent.yml"}, 1, nil},
 	}

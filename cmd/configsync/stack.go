@@ -20,6 +20,7 @@ import (
 	"github.com/configsync/configsync/run"
 	"github.com/configsync/configsync/secrets"
 	"github.com/configsync/configsync/source"
+	"github.com/configsync/configsync/source/httpsource"
 )
 
 // lookupEnv returns a CONFIGSYNC_* variable from the environment main passed in.
@@ -69,6 +70,10 @@ type stackOptions struct {
 	conn      connFlags
 	keyring   *secrets.Keyring
 	fileRoots []string
+	// httpAllowPrivate lets http sources reach loopback, link-local and private
+	// addresses: off in production, so that a tenant cannot reach the cloud metadata
+	// service or internal hosts.
+	httpAllowPrivate bool
 	leaseTTL  time.Duration
 	queue     queue.Options
 	log       *zap.Logger
@@ -134,7 +139,7 @@ func openStack(ctx context.Context, o stackOptions) (*stack, error) {
 		runs:    run.NewStore(rdb, o.conn.prefix),
 		catalog: catalog.New(rdb, o.conn.prefix, nil),
 		leases:  lease.New(rdb, o.conn.prefix, o.leaseTTL),
-		sources: source.NewRegistry(source.FileType(o.fileRoots)),
+		sources: source.NewRegistry(source.FileType(o.fileRoots), httpsource.Type(httpsource.Options{AllowPrivate: o.httpAllowPrivate})),
 	}
 	if o.keyring != nil {
 		s.integrations = integration.NewStore(rdb, o.conn.prefix, o.keyring)

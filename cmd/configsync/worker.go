@@ -20,6 +20,7 @@ type workerSettings struct {
 	roots                          listFlag
 	id                             string
 	ackWait, leaseTTL, itemTimeout time.Duration
+	httpAllowPrivate               bool
 }
 
 // workerFlags declares the worker's flags; docker-compose.yml's test checks its
@@ -33,6 +34,8 @@ func workerFlags(env *environment) (*flag.FlagSet, *workerSettings) {
 	fs.DurationVar(&s.ackWait, "ack-wait", 30*time.Second, "JetStream AckWait: how long an event waits for a heartbeat before redelivery (at most 30s)")
 	fs.DurationVar(&s.leaseTTL, "lease-ttl", 30*time.Second, "how long a run's lease lasts without renewal (at most 30s)")
 	fs.DurationVar(&s.itemTimeout, "item-timeout", mapping.DefaultItemTimeout, "time limit for mapping one item")
+	fs.BoolVar(&s.httpAllowPrivate, "http-allow-private", env.envOr("CONFIGSYNC_HTTP_ALLOW_PRIVATE", "") == "true",
+		"let http sources reach loopback, link-local and private addresses (CONFIGSYNC_HTTP_ALLOW_PRIVATE=true)")
 	return fs, s
 }
 
@@ -57,7 +60,7 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStack(ctx, stackOptions{conn: ws.conn, keyring: kr, fileRoots: ws.roots, leaseTTL: ws.leaseTTL, log: log,
+	st, err := openStack(ctx, stackOptions{conn: ws.conn, keyring: kr, fileRoots: ws.roots, leaseTTL: ws.leaseTTL, log: log, httpAllowPrivate: ws.httpAllowPrivate,
 		queue: queue.Options{AckWait: ws.ackWait, MaxDeliver: -1}})
 	if err != nil {
 		return err
