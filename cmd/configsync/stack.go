@@ -74,9 +74,9 @@ type stackOptions struct {
 	// addresses: off in production, so that a tenant cannot reach the cloud metadata
 	// service or internal hosts.
 	httpAllowPrivate bool
-	leaseTTL  time.Duration
-	queue     queue.Options
-	log       *zap.Logger
+	leaseTTL         time.Duration
+	queue            queue.Options
+	log              *zap.Logger
 }
 
 // openRedis connects to Redis and checks it answers.
