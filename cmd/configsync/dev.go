@@ -24,6 +24,7 @@ import (
 	"github.com/configsync/configsync/mapping"
 	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/run"
+	"github.com/configsync/configsync/scheduler"
 	"github.com/configsync/configsync/secrets"
 )
 
@@ -93,6 +94,7 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer func() { stopWorker(); <-workerDone }()
 	go func() { workerDone <- w.Run(wctx) }()
+	go func() { _ = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, log, nil).Run(wctx, 15*time.Second) }()
 
 	srv, addr, err := serveHealth(*httpAddr, st)
 	if err != nil {

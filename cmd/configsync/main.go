@@ -42,6 +42,7 @@ func commands() []command {
 		{"validate", "check an integration config (and its blueprints)", runValidate},
 		{"map", "apply a config's mappings to items and print the entities", runMap},
 		{"worker", "consume events and run syncs (several may run at once)", runWorker},
+		{"scheduler", "request resyncs of integrations whose resyncInterval is due", runScheduler},
 		{"apply", "apply blueprints and integrations declared in YAML files", runApply},
 		{"publish", "publish an event: patch, resync or resources", runPublish},
 		{"catalog", "read the catalog: 'catalog list' prints a blueprint's entities", runCatalog},
