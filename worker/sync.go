@@ -30,12 +30,16 @@ func (e *errStopRun) Error() string { return e.msg }
 // sync runs one integration under its lease. Events that a run already covered (it
 // started after they were published, with their config or a newer one) are acked
 // without work, which coalesces bursts.
-func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.Integration, trigger string, log *zap.Logger) error {
+//
+// runID, when the requester (the API) already created a queued run record, is the id
+// the run keeps; a covered event marks that record superseded, pointing at the run
+// that covered it.
+func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.Integration, trigger, runID string, log *zap.Logger) error {
 	env := d.Envelope
 	if latest, err := w.Runs.Latest(ctx, in.Tenant, in.ID); err == nil && latest.Status.Done() && latest.StartedAt != nil &&
-		latest.StartedAt.After(env.Time) && latest.ConfigVersion >= in.ConfigVersion && latest.Status != run.Failed {
+		latest.StartedAt.After(env.Time) && latest.ConfigVersion >= in.ConfigVersion && latest.Status != run.Failed && latest.ID != runID {
 		log.Info("a run that started after this event already covered it", zap.String("run", latest.ID))
-		return nil
+		return w.supersedeQueued(ctx, in.Tenant, runID, latest.ID)
 	}
 	if in.ConfigVersion == 0 {
 		return permanent("integration %s/%s has no config yet", in.Tenant, in.ID)
@@ -68,6 +72,9 @@ func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.In
 		ID: "run-" + uuid.NewString(), Tenant: in.Tenant, Integration: in.ID, Trigger: trigger,
 		ConfigVersion: fresh.ConfigVersion, Status: run.Running, Worker: w.cfg.ID, LeaseToken: l.Token,
 		QueuedAt: env.Time, StartedAt: &now, Counts: map[string]*run.Counts{}, Errors: []string{},
+	}
+	if queued, err := w.Runs.Get(ctx, in.Tenant, runID); runID != "" && err == nil && queued.Status == run.Queued {
+		rec.ID, rec.QueuedAt = queued.ID, queued.QueuedAt
 	}
 	log = log.With(zap.String("run", rec.ID), zap.Int64("configVersion", rec.ConfigVersion))
 	if err := w.Runs.Put(ctx, rec); err != nil {
@@ -105,6 +112,20 @@ func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.In
 		return runErr
 	}
 	return nil
+}
+
+// supersedeQueued closes a queued run record whose event another run covered.
+func (w *Worker) supersedeQueued(ctx context.Context, tenant, runID, coveredBy string) error {
+	if runID == "" {
+		return nil
+	}
+	rec, err := w.Runs.Get(ctx, tenant, runID)
+	if err != nil || rec.Status != run.Queued {
+		return nil
+	}
+	now := time.Now().UTC()
+	rec.Status, rec.Message, rec.FinishedAt = run.Superseded, "covered by run "+coveredBy, &now
+	return w.Runs.Put(ctx, rec)
 }
 
 // markLost fails the run a dead worker left behind: it is "running" under an older

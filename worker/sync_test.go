@@ -497,3 +497,34 @@ func TestLiveWriteDuringRunIsNotStale(t *testing.T) {
 		t.Fatalf("next run deleted %d, want the live-only entity", c.Deleted)
 	}
 }
+
+// TestQueuedRunRecordIsUsed: a resync requested with a queued run record (as the API
+// creates) runs under that record's id.
+func TestQueuedRunRecordIsUsed(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.seedTeamsAndServices()
+	e.createIntegration("inv")
+	if _, err := e.ints.AddConfig(context.Background(), e.tenant, "inv", []byte(serviceConfig(false, true, 0.9))); err != nil {
+		t.Fatal(err)
+	}
+	queued := &run.Record{ID: "run-from-api", Tenant: e.tenant, Integration: "inv", Trigger: "api", Status: run.Queued, QueuedAt: time.Now().UTC(), Counts: map[string]*run.Counts{}, Errors: []string{}}
+	if err := e.runs.Put(context.Background(), queued); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := queue.NewEnvelope(queue.TypeResyncRequested, e.tenant, "inv", queue.ResyncRequested{Reason: "api", RunID: "run-from-api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.q.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker("w1")
+	waitFor(t, func() bool {
+		r, err := e.runs.Get(context.Background(), e.tenant, "run-from-api")
+		return err == nil && r.Status == run.Succeeded && counts(r, "service").Upserted == 2
+	})
+	if recs, _, _ := e.runs.List(context.Background(), e.tenant, "inv", 0, 10); len(recs) != 1 {
+		t.Fatalf("%d run records, want the queued one reused", len(recs))
+	}
+}

@@ -210,9 +210,13 @@ func (w *Worker) process(ctx context.Context, d *queue.Delivery, log *zap.Logger
 			log.Info("event for an older config version; the newer one's event runs it", zap.Int64("version", version), zap.Int64("newest", in.ConfigVersion))
 			return nil
 		}
-		return w.sync(ctx, d, in, "config.patched", log)
+		return w.sync(ctx, d, in, "config.patched", "", log)
 	case queue.TypeResyncRequested:
-		return w.sync(ctx, d, in, "resync.requested", log)
+		data, err := env.ResyncRequested()
+		if err != nil {
+			return permanent("resync.requested data: %v", err)
+		}
+		return w.sync(ctx, d, in, "resync.requested", data.RunID, log)
 	case queue.TypeResources:
 		return w.live(ctx, env, in, log)
 	}
