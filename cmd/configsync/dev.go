@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 
+	"github.com/configsync/configsync/api"
 	"github.com/configsync/configsync/catalog"
 	"github.com/configsync/configsync/demo"
 	"github.com/configsync/configsync/manifest"
@@ -96,10 +95,21 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	go func() { workerDone <- w.Run(wctx) }()
 	go func() { _ = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, log, nil).Run(wctx, 15*time.Second) }()
 
-	srv, addr, err := serveHealth(*httpAddr, st)
+	secret, err := devJWTSecret(env, data)
 	if err != nil {
 		return err
 	}
+	srv, addr, err := serveAPI(st, api.Config{JWTSecret: secret}, *httpAddr, *allowPrivate, log)
+	if err != nil {
+		return err
+	}
+	token, err := api.MintToken(secret, []string{"default", "demo"}, true, 24*time.Hour, time.Now())
+	if err != nil {
+		return err
+	}
+	base := "http://" + addr
+	fmt.Fprintf(env.stdout, "configsync dev: API on %s (OpenAPI: %s/openapi.json)\n", base, base)
+	fmt.Fprintf(env.stdout, "configsync dev: token for tenants default and demo (24h):\n  export TOKEN=%s\n", token)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -179,31 +189,6 @@ func startEmbeddedNATS(store string) (*natsserver.Server, error) {
 		return nil, errors.New("the embedded NATS server did not start within 10s")
 	}
 	return ns, nil
-}
-
-// serveHealth serves /healthz (the process is up) and /readyz (Redis and NATS answer).
-func serveHealth(addr string, st *stack) (*http.Server, string, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if err := st.rdb.Ping(r.Context()).Err(); err != nil || !st.nc.IsConnected() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, `{"status":"unavailable"}`)
-			return
-		}
-		fmt.Fprintln(w, `{"status":"ready"}`)
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, ln.Addr().String(), nil
 }
 
 // extractDemo writes the bundled demo files into dir.

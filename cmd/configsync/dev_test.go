@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -51,11 +54,30 @@ func TestDevDemo(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	got := out.String()
+	// The printed token reads the synced entities over the API, as the README shows.
+	base := regexp.MustCompile(`API on (http://\S+)`).FindStringSubmatch(got)
+	tok := regexp.MustCompile(`export TOKEN=(\S+)`).FindStringSubmatch(got)
+	if base == nil || tok == nil {
+		cancel()
+		t.Fatalf("dev printed no API address or token:\n%s", got)
+	}
+	req, _ := http.NewRequest("GET", base[1]+"/v1/tenants/demo/blueprints/service/entities", nil)
+	req.Header.Set("Authorization", "Bearer "+tok[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"identifier":"checkout"`) {
+		t.Errorf("entities over the API: %d %s", resp.StatusCode, body)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("dev exited %d after cancellation; stderr:\n%s", code, errOut.String())
 	}
-	got := out.String()
 	for _, want := range []string{
 		"integration demo/inventory stored with config version 1",
 		": succeeded",

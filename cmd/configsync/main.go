@@ -41,6 +41,7 @@ func commands() []command {
 		{"dev", "run configsync in one process on embedded defaults", runDev},
 		{"validate", "check an integration config (and its blueprints)", runValidate},
 		{"map", "apply a config's mappings to items and print the entities", runMap},
+		{"api", "serve the control-plane HTTP API", runAPI},
 		{"worker", "consume events and run syncs (several may run at once)", runWorker},
 		{"scheduler", "request resyncs of integrations whose resyncInterval is due", runScheduler},
 		{"apply", "apply blueprints and integrations declared in YAML files", runApply},
@@ -48,6 +49,7 @@ func commands() []command {
 		{"catalog", "read the catalog: 'catalog list' prints a blueprint's entities", runCatalog},
 		{"runs", "print an integration's runs", runRuns},
 		{"bench", "benchmarks: 'bench map' times map against the jq CLI", runBench},
+		{"token", "mint an API token with CONFIGSYNC_JWT_SECRET", runToken},
 		{"version", "print the version", runVersion},
 	}
 }
