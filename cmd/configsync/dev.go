@@ -93,7 +93,9 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer func() { stopWorker(); <-workerDone }()
 	go func() { workerDone <- w.Run(wctx) }()
-	go func() { _ = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, log, nil).Run(wctx, 15*time.Second) }()
+	go func() {
+		_ = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, log, nil).Run(wctx, 15*time.Second)
+	}()
 
 	secret, err := devJWTSecret(env, data)
 	if err != nil {
