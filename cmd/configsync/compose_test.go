@@ -59,6 +59,23 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("worker: %s is not set", v)
 		}
 	}
+	for name, cmd := range map[string]string{"api": "api", "scheduler": "scheduler"} {
+		svc, ok := c.Services[name]
+		if !ok || len(svc.Command) == 0 || svc.Command[0] != cmd {
+			t.Errorf("service %s must run `configsync %s`: %+v", name, cmd, svc)
+		}
+		for _, known := range commands() {
+			if known.name == cmd {
+				cmd = ""
+			}
+		}
+		if cmd != "" {
+			t.Errorf("configsync has no command %q", cmd)
+		}
+	}
+	if c.Services["api"].Environment["CONFIGSYNC_JWT_SECRET"] == "" {
+		t.Error("api: CONFIGSYNC_JWT_SECRET is not set")
+	}
 	for _, vol := range []string{"nats-data", "redis-data"} {
 		if _, ok := c.Volumes[vol]; !ok {
 			t.Errorf("volume %s not declared", vol)

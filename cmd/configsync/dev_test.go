@@ -96,3 +96,70 @@ func TestDevDemo(t *testing.T) {
 		t.Errorf("dev did not keep its generated key: %v", err)
 	}
 }
+
+// TestApplyAndResyncThroughTheAPI: `configsync apply -f` declares a blueprint and an
+// integration over the API (twice: it is idempotent), and `configsync resync --wait`
+// follows the run to its end.
+func TestApplyAndResyncThroughTheAPI(t *testing.T) {
+	var out, errOut syncBuffer
+	env := &environment{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, environ: []string{"CONFIGSYNC_LOG_LEVEL=warn"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := t.TempDir()
+	done := make(chan int, 1)
+	go func() { done <- dispatch(ctx, env, []string{"dev", "--data", data, "--http-addr", "127.0.0.1:0"}) }()
+	var base, tok []string
+	deadline := time.Now().Add(30 * time.Second)
+	for base == nil || tok == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev did not start:\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+		base = regexp.MustCompile(`API on (http://\S+)`).FindStringSubmatch(out.String())
+		tok = regexp.MustCompile(`export TOKEN=(\S+)`).FindStringSubmatch(out.String())
+	}
+	files := t.TempDir()
+	if err := os.MkdirAll(data+"/files", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(data+"/files/teams.json", []byte(`[{"id": "payments"}, {"id": "search"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := `kind: blueprint
+tenant: default
+spec: {identifier: team, title: Team, schema: {properties: {}}, relations: {}}
+---
+kind: integration
+tenant: default
+spec:
+  id: teams
+  displayName: Teams
+  type: file
+  parameters: {root: ` + data + `/files}
+  config:
+    resources:
+      - kind: team
+        selector: {query: 'true', path: teams.json}
+        port: {entity: {mappings: {identifier: .id, blueprint: '"team"'}}}
+`
+	if err := os.WriteFile(files+"/teams.yaml", []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	client := []string{"--api-url", base[1], "--token", tok[1]}
+	for i, want := range []string{"integration default/teams created", "integration default/teams updated"} {
+		code, stdout, stderr := runCLI(t, "", append([]string{"apply", "-f", files}, client...)...)
+		if code != 0 || !strings.Contains(stdout, want) || !strings.Contains(stdout, "blueprint default/team") {
+			t.Fatalf("apply %d: exit %d\n%s%s", i+1, code, stdout, stderr)
+		}
+	}
+	code, stdout, stderr := runCLI(t, "", append([]string{"resync", "--integration", "teams", "--wait"}, client...)...)
+	if code != 0 || !regexp.MustCompile(`run run-\S+ succeeded`).MatchString(stdout) || !strings.Contains(stdout, "team         fetched 2") {
+		t.Fatalf("resync --wait: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, _, stderr = runCLI(t, "", "resync", "--integration", "nope", "--api-url", base[1], "--token", tok[1])
+	if code != 1 || !strings.Contains(stderr, "404") {
+		t.Fatalf("resync of an unknown integration: exit %d %s", code, stderr)
+	}
+	cancel()
+	<-done
+}
