@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/configsync/configsync/integration"
+	"github.com/configsync/configsync/scheduler"
 	"github.com/configsync/configsync/secrets"
 	"github.com/configsync/configsync/source"
 )
@@ -250,7 +251,7 @@ func (s *server) parseIntegration(ctx context.Context, w http.ResponseWriter, r 
 			bad("resyncInterval", "must be a duration string such as 15m, or whole minutes, not "+jsonKind(raw))
 		}
 		if v != "" {
-			if _, err := parseInterval(v); err != nil {
+			if _, err := scheduler.ParseInterval(v); err != nil {
 				bad("resyncInterval", err.Error())
 			}
 		}
@@ -296,26 +297,6 @@ func (s *server) parseIntegration(ctx context.Context, w http.ResponseWriter, r 
 			[]FieldError{{Field: "parameters", Message: err.Error()}})
 	}
 	return out, nil
-}
-
-// parseInterval reads a resyncInterval as the scheduler does: a Go duration ("15m")
-// or whole minutes ("60"), at least a minute; "" or "0" means never.
-func parseInterval(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || s == "0" {
-		return 0, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		s = strconv.Itoa(n) + "m"
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, errors.New("must be a duration such as 15m or 1h, or whole minutes")
-	}
-	if d < time.Minute {
-		return 0, errors.New("must be at least one minute")
-	}
-	return d, nil
 }
 
 // newID makes an id for an integration created without one: the display name as a
