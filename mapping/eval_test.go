@@ -114,6 +114,13 @@ func TestMapItem(t *testing.T) {
 			dropped: 1,
 		},
 		{
+			name:    "identifier that fails to evaluate is an item error, and a drop",
+			config:  oneMapping("'true'", "", "          identifier: .id | tonumber\n          blueprint: '\"svc\"'\n"),
+			item:    `{"id": "abc"}`,
+			issues:  []string{"identifier: item skipped: "},
+			dropped: 1,
+		},
+		{
 			name:    "empty blueprint drops",
 			config:  oneMapping("'true'", "", "          identifier: .id\n          blueprint: .bp\n"),
 			item:    `{"id": "a", "bp": ""}`,
@@ -123,7 +130,7 @@ func TestMapItem(t *testing.T) {
 			name:   "object identifier is a warning and a drop",
 			config: oneMapping("'true'", "", basic),
 			item:   `{"id": {"x": 1}}`,
-			issues: []string{"identifier: identifier must be a string or a number, got object"}, dropped: 1,
+			issues: []string{"identifier: item skipped: identifier must be a string or a number, got object"}, dropped: 1,
 		},
 		{
 			name:   "relation of wrong type becomes null with a warning",

@@ -91,11 +91,14 @@ func (g *memoryGuard) watch(stop, done chan struct{}) {
 		case <-t.C:
 		}
 		metrics.Read(samples)
-		if samples[0].Value.Kind() != metrics.KindUint64 || samples[0].Value.Uint64() <= g.ceiling {
+		g.mu.Lock()
+		ceiling := g.ceiling
+		g.mu.Unlock()
+		if samples[0].Value.Kind() != metrics.KindUint64 || samples[0].Value.Uint64() <= ceiling {
 			continue
 		}
 		g.mu.Lock()
-		g.cancel(fmt.Errorf("heap grew past %d MiB: %w", g.ceiling>>20, ErrMemoryLimit))
+		g.cancel(fmt.Errorf("heap grew past %d MiB: %w", ceiling>>20, ErrMemoryLimit))
 		g.epoch, g.cancel = context.WithCancelCause(context.Background())
 		g.mu.Unlock()
 		runtime.GC()

@@ -209,19 +209,38 @@ func (rp *ResourceProgram) entity(ctx context.Context, mp *mappingProgram, v any
 	warn := func(f *field, format string, args ...any) {
 		res.Issues = append(res.Issues, rp.issue(f, false, fmt.Errorf(format, args...)))
 	}
+	// The identifier and blueprint name the entity: when they fail, the entity is
+	// lost, which is an item error (it keeps a run from deleting), not a warning.
+	fail := func(f *field, format string, args ...any) {
+		res.Issues = append(res.Issues, rp.issue(f, true, fmt.Errorf(format, args...)))
+	}
+	getKey := func(f *field) (any, error) {
+		if f == nil {
+			return nil, nil
+		}
+		out, err := f.eval(ctx, v)
+		if err != nil {
+			res.Issues = append(res.Issues, rp.issue(f, true, err))
+			if isStop(err) {
+				return nil, errStop
+			}
+			return nil, nil
+		}
+		return out, nil
+	}
 
-	id, err := rp.value(mp.identifier, get)
+	id, err := rp.value(mp.identifier, getKey)
 	if err != nil {
 		return e, false, true
 	}
 	if mp.identifier.f != nil {
-		id = identifierString(id, func(got string) { warn(mp.identifier.f, "identifier must be a string or a number, got %s", got) })
+		id = identifierString(id, func(got string) { fail(mp.identifier.f, "identifier must be a string or a number, got %s", got) })
 	}
-	bp, err := get(mp.blueprint)
+	bp, err := getKey(mp.blueprint)
 	if err != nil {
 		return e, false, true
 	}
-	bpStr, _ := identifierString(bp, func(got string) { warn(mp.blueprint, "blueprint must be a string, got %s", got) }).(string)
+	bpStr, _ := identifierString(bp, func(got string) { fail(mp.blueprint, "blueprint must be a string, got %s", got) }).(string)
 	title, err := get(mp.title)
 	if err != nil {
 		return e, false, true

@@ -106,10 +106,10 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 	}
 	var err error
 	for b := range order {
-		select {
-		case <-b.done:
-		case <-ctx.Done():
-		}
+		// Every batch in order was handed to a worker first, and a worker always
+		// closes done (at once when ctx ended), so this wait is short; it is what
+		// makes recycling the batch below safe.
+		<-b.done
 		if err == nil {
 			err = ctx.Err()
 		}

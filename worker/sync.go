@@ -19,6 +19,14 @@ import (
 	"github.com/configsync/configsync/source"
 )
 
+// writeError is a failure to write the catalog (as opposed to fetching from the
+// source): the run fails and its event is retried, since acking it would leave the
+// rest of the kind unwritten.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
 // errStopRun ends a run early for a reason recorded in its status.
 type errStopRun struct {
 	status run.Status
@@ -37,7 +45,7 @@ func (e *errStopRun) Error() string { return e.msg }
 func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.Integration, trigger, runID string, log *zap.Logger) error {
 	env := d.Envelope
 	if latest, err := w.Runs.Latest(ctx, in.Tenant, in.ID); err == nil && latest.Status.Done() && latest.StartedAt != nil &&
-		latest.StartedAt.After(env.Time) && latest.ConfigVersion >= in.ConfigVersion && latest.Status != run.Failed && latest.ID != runID {
+		latest.StartedAt.After(env.Time) && latest.ConfigVersion >= in.ConfigVersion && latest.Status == run.Succeeded && latest.ID != runID {
 		log.Info("a run that started after this event already covered it", zap.String("run", latest.ID))
 		return w.supersedeQueued(ctx, in.Tenant, runID, latest.ID)
 	}
@@ -73,7 +81,9 @@ func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.In
 		ConfigVersion: fresh.ConfigVersion, Status: run.Running, Worker: w.cfg.ID, LeaseToken: l.Token,
 		QueuedAt: env.Time, StartedAt: &now, Counts: map[string]*run.Counts{}, Errors: []string{},
 	}
-	if queued, err := w.Runs.Get(ctx, in.Tenant, runID); runID != "" && err == nil && queued.Status == run.Queued {
+	// The requester's run id is kept across retries of its event, so that whoever
+	// follows that id sees the attempt that finally ran.
+	if queued, err := w.Runs.Get(ctx, in.Tenant, runID); runID != "" && err == nil && queued.Status != run.Succeeded {
 		rec.ID, rec.QueuedAt = queued.ID, queued.QueuedAt
 	}
 	log = log.With(zap.String("run", rec.ID), zap.Int64("configVersion", rec.ConfigVersion))
@@ -102,6 +112,7 @@ func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.In
 			rec.Message = cause.Error()
 		}
 	}
+	w.Metrics.ObserveRun(rec)
 	if err := w.Runs.Put(context.WithoutCancel(ctx), rec); err != nil {
 		return err
 	}
@@ -203,7 +214,10 @@ func (r *runner) execute() error {
 		}
 		if err := r.syncKind(src, kind); err != nil {
 			var stop *errStopRun
-			if errors.As(err, &stop) || r.ctx.Err() != nil {
+			var we *writeError
+			if errors.As(err, &stop) || errors.As(err, &we) || r.ctx.Err() != nil {
+				// Writing failed (Redis away, the lease lost): the run fails and the
+				// event is retried; only a source failure makes a partial run.
 				return err
 			}
 			whole = false
@@ -214,6 +228,11 @@ func (r *runner) execute() error {
 	r.retryWaiting()
 	if !whole {
 		return &errStopRun{status: run.Partial, msg: "not every kind was fetched whole: nothing was deleted"}
+	}
+	// An entity that failed (a bad item, an invalid entity, a missing relation
+	// target) was not refreshed, so it would look stale: delete nothing this run.
+	if r.failures() > 0 {
+		return &errStopRun{status: run.Partial, msg: "some entities failed (see errors): nothing was deleted"}
 	}
 	if err := r.checkStop(); err != nil {
 		return err
@@ -241,9 +260,6 @@ func (r *runner) execute() error {
 		msg := fmt.Sprintf("%d of %d owned entities are stale, more than entityDeletionThreshold %v: nothing was deleted", rep.Stale, rep.Owned, cfg.EntityDeletionThreshold)
 		r.rec.AddError(msg)
 		return &errStopRun{status: run.Partial, msg: msg}
-	}
-	if r.failures() > 0 {
-		return &errStopRun{status: run.Partial, msg: "some entities failed; see errors"}
 	}
 	return nil
 }
@@ -343,7 +359,7 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 			cancel()
 			for range pages {
 			}
-			return err
+			return &writeError{err}
 		}
 		if err := r.w.Runs.Put(r.ctx, r.rec); err != nil {
 			r.log.Warn("saving run progress", zap.Error(err))

@@ -19,6 +19,7 @@ import (
 	"github.com/configsync/configsync/integration"
 	"github.com/configsync/configsync/lease"
 	"github.com/configsync/configsync/mapping"
+	"github.com/configsync/configsync/metrics"
 	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/run"
 	"github.com/configsync/configsync/source"
@@ -84,6 +85,9 @@ type Deps struct {
 	Leases       *lease.Manager
 	Sources      *source.Registry
 	Log          *zap.Logger
+	// Metrics, when set, records runs, entities, redeliveries, dead letters and the
+	// DLQ size (nil: no metrics).
+	Metrics *metrics.Worker
 }
 
 // Worker consumes events and runs syncs.
@@ -121,6 +125,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
 	go w.sweepOutboxes(sweepCtx, 30*time.Second)
+	if w.Metrics != nil {
+		go w.Metrics.WatchDLQ(sweepCtx, 30*time.Second, w.Queue.DLQSize)
+	}
 	return w.Queue.Consume(ctx, w.Handle)
 }
 
@@ -144,6 +151,9 @@ func (w *Worker) Handle(ctx context.Context, d *queue.Delivery) {
 	env := d.Envelope
 	log := w.Log.With(zap.String("tenant", env.Tenant), zap.String("integration", env.Integration),
 		zap.String("event", env.ID), zap.String("type", env.Type))
+	if d.NumDelivered > 1 {
+		w.Metrics.Redelivered()
+	}
 	err := w.process(ctx, d, log)
 	switch {
 	case err == nil:
@@ -166,11 +176,15 @@ func (w *Worker) Handle(ctx context.Context, d *queue.Delivery) {
 			log.Error("event dead-lettered", zap.Error(err), zap.Int64("attempts", attempts))
 			if derr := d.DeadLetter(context.WithoutCancel(ctx), err.Error()); derr != nil {
 				log.Error("dead-lettering failed; the event will be redelivered", zap.Error(derr))
+			} else {
+				w.Metrics.DeadLettered()
 			}
 			w.Redis.Del(context.WithoutCancel(ctx), w.attemptsKey(env))
 			return
 		}
-		delay := w.retryDelay(int(attempts))
+		// Without a count (Redis away), back off as for a first failure rather than
+		// redeliver at once.
+		delay := w.retryDelay(max(1, int(attempts)))
 		log.Warn("event failed; retrying", zap.Error(err), zap.Int64("attempt", attempts), zap.Duration("in", delay))
 		_ = d.NakWithDelay(delay)
 	}

@@ -48,6 +48,9 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 			if is.Skipped {
 				counts.Failed++
 			}
+			if errors.Is(is.Err, context.DeadlineExceeded) {
+				r.w.Metrics.JQTimeout(kind)
+			}
 			r.rec.AddError(fmt.Sprintf("item %d: %v", res.Index, is))
 		}
 		for _, e := range res.Entities {
@@ -93,7 +96,7 @@ func (r *runner) write(kind string, batch []catalog.Write) error {
 		case catalog.MissingTargets:
 			r.waiting = append(r.waiting, pendingWrite{write: batch[i], kind: kind})
 		case catalog.Fenced:
-			return errors.New("the lease was taken over: this worker may not write any more")
+			return &writeError{errors.New("the lease was taken over: this worker may not write any more")}
 		default:
 			counts.Failed++
 			r.rec.AddError(fmt.Sprintf("%s/%s: %v", batch[i].Entity.Blueprint, batch[i].Entity.Identifier, o.Err))
@@ -106,7 +109,12 @@ func (r *runner) write(kind string, batch []catalog.Write) error {
 		}
 		changes = append(changes, o.CreatedChanges...)
 	}
-	return r.publish(changes)
+	// The changes are in the outbox already: a failed publish is retried by the next
+	// drain or the sweeper, and must not fail the write.
+	if err := r.publish(changes); err != nil {
+		r.log.Warn("publishing entity changes; the outbox keeps them", zap.Error(err))
+	}
+	return nil
 }
 
 // retryWaiting tries the entities whose relation targets were missing once more, now
@@ -127,6 +135,8 @@ func (r *runner) retryWaiting() {
 	}
 	for _, kind := range order {
 		if err := r.write(kind, byKind[kind]); err != nil {
+			// Not written: they count as failed, which keeps this run from deleting.
+			r.rec.Kind(kind).Failed += len(byKind[kind])
 			r.rec.AddError(fmt.Sprintf("kind %s: retrying entities that waited for relation targets: %v", kind, err))
 		}
 	}

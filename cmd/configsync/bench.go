@@ -24,10 +24,12 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	switch {
 	case len(args) > 0 && args[0] == "map":
 		return runBenchMap(ctx, env, args[1:])
+	case len(args) > 0 && args[0] == "sync":
+		return runBenchSync(ctx, env, args[1:])
 	case len(args) > 0 && args[0] == "gen":
 		return runBenchGen(env, args[1:])
 	}
-	return &usageError{"usage: configsync bench map|gen [flags] (see docs/benchmarks.md)"}
+	return &usageError{"usage: configsync bench map|gen|sync [flags] (see docs/benchmarks.md)"}
 }
 
 // runBenchGen writes GitHub-like repositories as NDJSON to standard output, to feed

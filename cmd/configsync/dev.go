@@ -117,7 +117,7 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	log.Info("configsync dev is up", zap.String("http", "http://"+addr), zap.String("nats", conn.natsURL), zap.String("redis", conn.redisURL))
+	log.Info("configsync dev is up", zap.String("http", "http://"+addr), zap.String("nats", redactURLs(conn.natsURL)), zap.String("redis", redactURLs(conn.redisURL)))
 
 	deps := manifest.Deps{Catalog: st.catalog, Integrations: st.integrations, Sources: st.sources, Queue: st.q}
 	if *load != "" {
@@ -142,7 +142,7 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 		if _, err := applyAndReport(ctx, env, st, deps, docs); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "demo: try  configsync catalog list --redis-url %s --tenant demo --blueprint service\n", conn.redisURL)
+		fmt.Fprintf(env.stdout, "demo: try  configsync catalog list --redis-url %s --tenant demo --blueprint service\n", redactURLs(conn.redisURL))
 	}
 	select {
 	case <-ctx.Done():
@@ -157,8 +157,12 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 // devKeyring uses CONFIGSYNC_ENCRYPTION_KEY(S) when set, else a key generated once
 // and kept (0600) under the data folder.
 func devKeyring(env *environment, data string, log *zap.Logger) (*secrets.Keyring, error) {
-	if kr, err := keyringFromEnv(env); err == nil {
-		return kr, nil
+	single, _ := env.lookup("CONFIGSYNC_ENCRYPTION_KEY")
+	list, _ := env.lookup("CONFIGSYNC_ENCRYPTION_KEYS")
+	if single != "" || list != "" {
+		// A key that is set but wrong must not be replaced by a generated one: what
+		// it encrypts would never decrypt under the real key.
+		return keyringFromEnv(env)
 	}
 	path := filepath.Join(data, "encryption.key")
 	b, err := os.ReadFile(path)

@@ -221,3 +221,10 @@ func parseConfigForTest(t *testing.T, doc []byte) (*mapping.Config, mapping.Prob
 	}
 	return cfg, ps
 }
+
+func TestRedactURLs(t *testing.T) {
+	got := redactURLs("nats://u:s3cret@h1:4222,nats://h2:4222,redis://:pw@r:6379/0")
+	if strings.Contains(got, "s3cret") || strings.Contains(got, ":pw@") || !strings.Contains(got, "nats://h2:4222") {
+		t.Fatalf("redactURLs = %q", got)
+	}
+}

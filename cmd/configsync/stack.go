@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -101,7 +102,7 @@ func openNATS(url string, log *zap.Logger) (*nats.Conn, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrlRedacted())) }))
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", redactURLs(url), err)
 	}
 	return nc, nil
 }
@@ -161,4 +162,16 @@ func keyringFromEnv(env *environment) (*secrets.Keyring, error) {
 		return nil, errors.New("CONFIGSYNC_ENCRYPTION_KEY (base64 of 32 bytes) or CONFIGSYNC_ENCRYPTION_KEYS (id:key,...) must be set: credentials are encrypted at rest")
 	}
 	return secrets.ParseKeyring(single, list)
+}
+
+// redactURLs hides the passwords of a comma-separated URL list (nats://user:pass@h,
+// redis://:pass@h), for logs and errors.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

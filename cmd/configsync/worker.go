@@ -5,11 +5,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/configsync/configsync/mapping"
+	"github.com/configsync/configsync/metrics"
 	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/worker"
 )
@@ -21,6 +27,7 @@ type workerSettings struct {
 	id                             string
 	ackWait, leaseTTL, itemTimeout time.Duration
 	httpAllowPrivate               bool
+	healthAddr                     string
 }
 
 // workerFlags declares the worker's flags; docker-compose.yml's test checks its
@@ -36,6 +43,7 @@ func workerFlags(env *environment) (*flag.FlagSet, *workerSettings) {
 	fs.DurationVar(&s.itemTimeout, "item-timeout", mapping.DefaultItemTimeout, "time limit for mapping one item")
 	fs.BoolVar(&s.httpAllowPrivate, "http-allow-private", env.envOr("CONFIGSYNC_HTTP_ALLOW_PRIVATE", "") == "true",
 		"let http sources reach loopback, link-local and private addresses (CONFIGSYNC_HTTP_ALLOW_PRIVATE=true)")
+	fs.StringVar(&s.healthAddr, "health-addr", "", "address serving /healthz and /metrics (Prometheus), e.g. :9090 (default: none)")
 	return fs, s
 }
 
@@ -67,6 +75,17 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	}
 	defer st.close()
 	w := newWorker(st, ws.id, ws.leaseTTL, ws.itemTimeout, env, log)
+	if ws.healthAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		w.Metrics = metrics.New(reg)
+		srv, addr, err := serveWorkerHealth(ws.healthAddr, reg)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = srv.Close() }()
+		log.Info("worker health and metrics", zap.String("addr", addr))
+	}
 	err = w.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		log.Info("worker stopped")
@@ -79,6 +98,23 @@ func newWorker(st *stack, id string, leaseTTL, itemTimeout time.Duration, env *e
 	return worker.New(worker.Config{ID: id, LeaseTTL: leaseTTL, Mapping: mapping.Options{ItemTimeout: itemTimeout, Environ: env.environ}},
 		worker.Deps{Redis: st.rdb, Prefix: st.prefix, Queue: st.q, Integrations: st.integrations, Runs: st.runs,
 			Catalog: st.catalog, Leases: st.leases, Sources: st.sources, Log: log})
+}
+
+// serveWorkerHealth serves /healthz (the process is up and serving) and /metrics
+// (reg) on addr.
+func serveWorkerHealth(addr string, reg *prometheus.Registry) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--health-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln.Addr().String(), nil
 }
 
 // newLogger returns zap's JSON logger for production, or the console one in dev.

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/configsync/configsync/benchmark"
+	"github.com/configsync/configsync/mapping"
+)
+
+// runBenchSync runs `configsync bench sync` (issue 7): the jq CLI mapping the items
+// from an NDJSON file as the baseline, then configsync syncing the same items from a
+// local GitHub-like server (full, unchanged, 1% changed and 1% removed) in this
+// process, and the patch-to-run-start latency.
+func runBenchSync(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags("bench sync", env.stderr)
+	items := fs.Int("items", 100_000, "GitHub-like repositories the local server lists")
+	redisURL := fs.String("redis-url", env.envOr("CONFIGSYNC_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		"Redis to sync into, under a key prefix of the run's own that is removed at the end (CONFIGSYNC_REDIS_URL)")
+	configPath := fs.String("config", "../shared/compat/ocean-integrations/github/port-app-config.yml", "config whose repository resource is synced (blueprints.json next to it is loaded)")
+	jqPath := fs.String("jq", "jq", "the jq CLI to compare with")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three resyncs to this file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	jqBin, err := exec.LookPath(*jqPath)
+	if err != nil {
+		return fmt.Errorf("the jq CLI is the baseline and was not found (apt-get install jq): %w", err)
+	}
+	cfgDoc, err := benchmark.Config(*configPath, 0)
+	if err != nil {
+		return err
+	}
+	cfg, problems := mapping.Parse(cfgDoc)
+	if problems.HasErrors() {
+		return problems.Err()
+	}
+	program, err := jqProgram(cfg, "repository")
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "configsync-bench-sync-jq-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	input, progFile := filepath.Join(work, "items.ndjson"), filepath.Join(work, "mapping.jq")
+	if err := os.WriteFile(progFile, []byte(program), 0o644); err != nil {
+		return err
+	}
+	if err := writeItems(input, *items); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "bench sync: %d repositories, config %s\n", *items, *configPath)
+	jqRun, err := timeProcess(ctx, filepath.Join(work, "jq.out"), jqBin, "-c", "-f", progFile, input)
+	if err != nil {
+		return fmt.Errorf("running jq: %w", err)
+	}
+	_ = os.Remove(input)
+	fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB (mapping only, %s)\n", "jq baseline",
+		jqRun.wall.Seconds(), float64(*items)/jqRun.wall.Seconds(), jqRun.maxRSS>>20, jqVersion(jqBin))
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath,
+		Progress: func(s string) { fmt.Fprintf(env.stderr, "  … %s\n", s) }})
+	if res != nil {
+		for _, p := range res.Phases {
+			n := p.Counts.Fetched
+			fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB  Redis commands %8d  upserted %d deleted %d unchanged %d  time/jq %.2f\n",
+				"configsync "+p.Name, p.Wall.Seconds(), p.EntitiesPerSecond(n), p.PeakRSS>>20, p.RedisCommands,
+				p.Counts.Upserted, p.Counts.Deleted, p.Counts.Unchanged, p.Wall.Seconds()/jqRun.wall.Seconds())
+		}
+		if len(res.Latencies) > 0 {
+			fmt.Fprintf(env.stdout, "  config.patched → run running: median %v of %d (min %v, max %v)\n",
+				res.MedianLatency(), len(res.Latencies), minD(res.Latencies), maxD(res.Latencies))
+		}
+		if !res.PeakRSSReset {
+			fmt.Fprintln(env.stdout, "  (peak RSS could not be reset between resyncs: each is the peak so far)")
+		}
+	}
+	return err
+}
+
+func minD(d []time.Duration) time.Duration { return slices.Min(d) }
+func maxD(d []time.Duration) time.Duration { return slices.Max(d) }
