@@ -29,6 +29,10 @@ const (
 	Cancelled  Status = "cancelled"
 )
 
+// CoveredBy starts the message of a queued run whose request another run covered (it
+// started later, with the same or a newer config); the covering run's id follows.
+const CoveredBy = "covered by run "
+
 // Done reports whether the status is final.
 func (s Status) Done() bool { return s != Queued && s != Running }
 

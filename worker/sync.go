@@ -135,7 +135,7 @@ func (w *Worker) supersedeQueued(ctx context.Context, tenant, runID, coveredBy s
 		return nil
 	}
 	now := time.Now().UTC()
-	rec.Status, rec.Message, rec.FinishedAt = run.Superseded, "covered by run "+coveredBy, &now
+	rec.Status, rec.Message, rec.FinishedAt = run.Superseded, run.CoveredBy+coveredBy, &now
 	return w.Runs.Put(ctx, rec)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -60,6 +61,13 @@ func runResync(ctx context.Context, env *environment, args []string) error {
 		}
 		bar.Describe(fmt.Sprintf("%s: %d kinds, %d items fetched, %d entities written", rec.Status, kinds, fetched, written))
 		_ = bar.Set(fetched)
+		// A run that started after the request covered it: follow that run, since it
+		// is the one that did what was asked.
+		if covering, ok := strings.CutPrefix(rec.Message, run.CoveredBy); ok && rec.Status == run.Superseded {
+			fmt.Fprintf(env.stdout, "run %s was covered by run %s; following it\n", rec.ID, covering)
+			queued.RunID = covering
+			continue
+		}
 		if rec.Status.Done() {
 			_ = bar.Finish()
 			fmt.Fprintf(env.stdout, "run %s %s", rec.ID, rec.Status)
