@@ -528,3 +528,38 @@ func TestQueuedRunRecordIsUsed(t *testing.T) {
 		t.Fatalf("%d run records, want the queued one reused", len(recs))
 	}
 }
+
+// TestWaitingEntitiesAreBounded: with createMissingRelatedEntities false, entities
+// whose targets do not exist wait to the end of the run only up to a bound; past it
+// they fail at once, and the run deletes nothing.
+func TestWaitingEntitiesAreBounded(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.writeJSON("teams.json", []obj{{"id": "payments", "name": "Payments", "size": 3}})
+	e.writeJSON("services.json", []obj{
+		{"name": "a", "lang": "Go", "tier": 1, "team": "ghost"},
+		{"name": "b", "lang": "Go", "tier": 1, "team": "ghost"},
+		{"name": "c", "lang": "Go", "tier": 1, "team": "ghost"},
+	})
+	e.createIntegration("inv")
+	deps := e.deps()
+	w := New(Config{ID: "bounded", LeaseTTL: 2 * time.Second, MaxWaiting: 1, BatchSize: 40}, deps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.patch("inv", serviceConfig(false, false, 0.9))
+	r := e.waitRuns("inv", 1)
+	if c := counts(r, "service"); r.Status != run.Partial || c.Failed != 3 || c.Upserted != 0 {
+		t.Fatalf("run: %s %+v %v", r.Status, c, r.Errors)
+	}
+	bounded := 0
+	for _, msg := range r.Errors {
+		if strings.Contains(msg, "more than 1 entities already wait") {
+			bounded++
+		}
+	}
+	if bounded != 2 {
+		t.Fatalf("%d entities failed at the bound, want 2: %v", bounded, r.Errors)
+	}
+}

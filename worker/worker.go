@@ -47,6 +47,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// Mapping configures jq evaluation (time limit, env allowlist, workers).
 	Mapping mapping.Options
+	// MaxWaiting bounds the entities a run holds while their relation targets do not
+	// exist yet (createMissingRelatedEntities false), so that memory does not grow
+	// with the resources (default 10,000); past it an entity fails at once.
+	MaxWaiting int
 }
 
 func (c Config) withDefaults() Config {
@@ -70,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 10 * time.Second
+	}
+	if c.MaxWaiting <= 0 {
+		c.MaxWaiting = 10_000
 	}
 	return c
 }

@@ -94,6 +94,14 @@ func (r *runner) write(kind string, batch []catalog.Write) error {
 		case catalog.Unchanged, catalog.SkippedOlder:
 			counts.Unchanged++
 		case catalog.MissingTargets:
+			// Bounded, so that memory does not grow with the resources: past the
+			// bound an entity fails at once (and the run deletes nothing).
+			if len(r.waiting) >= r.w.cfg.MaxWaiting {
+				counts.Failed++
+				r.rec.AddError(fmt.Sprintf("%s/%s: relation targets do not exist yet, and more than %d entities already wait for theirs (list the target kinds first in the config, or set createMissingRelatedEntities)",
+					batch[i].Entity.Blueprint, batch[i].Entity.Identifier, r.w.cfg.MaxWaiting))
+				continue
+			}
 			r.waiting = append(r.waiting, pendingWrite{write: batch[i], kind: kind})
 		case catalog.Fenced:
 			return &writeError{errors.New("the lease was taken over: this worker may not write any more")}
@@ -174,6 +182,10 @@ func (w *Worker) entity(ctx context.Context, tenant string, e mapping.Entity) (c
 				ce.Team = append(ce.Team, s)
 			}
 		}
+	case map[string]any:
+		// Teams are not catalog entities here, so a team search query has nothing to
+		// resolve against: fail the entity rather than write it without its team.
+		return ce, errors.New("team given as a search query is not supported yet; give team identifiers")
 	}
 	for _, p := range e.Properties {
 		ce.Properties[p.Name] = p.Value
