@@ -108,6 +108,20 @@ func (c *Catalog) Delete(ctx context.Context, tenant string, fence *Fence, ref R
 	return rep, err
 }
 
+// DeleteLive deletes an entity for a live delete event of an integration, fetched (or
+// sent) at fetchedAt: only when the integration owns it and no newer write reached
+// it, both checked inside the script, so that a delayed delete event never removes
+// data a later run or event wrote. Report.Deleted is empty when it was refused.
+func (c *Catalog) DeleteLive(ctx context.Context, tenant, integration string, ref Ref, fetchedAt time.Time, deleteDependents bool) (DeletionReport, error) {
+	var rep DeletionReport
+	if err := checkTenant(tenant); err != nil {
+		return rep, err
+	}
+	sel := selector{mode: "live", integration: integration, before: fetchedAt.UnixMicro()}
+	err := c.deleteRefs(ctx, tenant, nil, sel, []planned{{ref: ref, check: true}}, deleteDependents, &rep)
+	return rep, err
+}
+
 // DeleteOwned deletes every entity an integration owns, for removing the integration.
 // Owned is how many it owned; dependents and optional relations follow DeleteStale's
 // rules. Entities another integration took over in the meantime are left alone.
@@ -139,9 +153,9 @@ func (c *Catalog) DeleteOwned(ctx context.Context, tenant, integration string, d
 
 // selector says which entities deleteScript may delete when their check flag is set.
 type selector struct {
-	mode        string // "any", "stale" or "owned"
+	mode        string // "any", "stale", "owned" or "live"
 	integration string
-	before      int64 // ms
+	before      int64 // ms for stale; µs of the fetch time for live
 	kinds       []string
 }
 

@@ -389,8 +389,10 @@ return {status, missing, kept, created, cids}
 // KEYS[1] routing key T:bpgen; KEYS[2] the outbox T:outbox; KEYS[3] the fence key (only
 // when ARGV[2] is not empty).
 //
-// ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] now ms; ARGV[4] mode: "any", "stale"
-// or "owned"; ARGV[5] integration (stale, owned); ARGV[6] cut-off ms (stale); ARGV[7]
+// ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] now ms; ARGV[4] mode: "any", "stale",
+// "owned" or "live"; ARGV[5] integration (stale, owned, live); ARGV[6] cut-off: ms of
+// the owned index (stale), or µs of the entity's fetch time (live: deleted only when
+// fetched at or before it); ARGV[7]
 // change identifier seed (32 random hex digits); ARGV[8] outbox cap (OutboxLimit);
 // ARGV[9] nkinds, then nkinds kinds (stale); then triples (blueprint, identifier, check "1"/"0"),
 // ordered so that dependents come before what they depend on. An entity with check "1"
@@ -436,6 +438,9 @@ while i + 2 <= #ARGV do
       local ok = true
       if check == '1' and mode ~= 'any' then
         ok = f['_owner'] == integ
+        if ok and mode == 'live' then
+          ok = (tonumber(f['_fetched']) or 0) <= before
+        end
         if ok and mode == 'stale' then
           ok = kinds[f['_kind']] == true
           if ok then

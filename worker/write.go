@@ -293,14 +293,12 @@ func (w *Worker) liveDelete(ctx context.Context, r *runner, resources []*mapping
 		return err
 	}
 	for _, ref := range refs {
-		ent, err := w.Catalog.Get(ctx, in.Tenant, ref.Blueprint, ref.Identifier)
-		if errors.Is(err, catalog.ErrNotFound) || (err == nil && ent.Integration != in.ID) {
+		// Only what this integration owns, and only when nothing newer than the event
+		// wrote it: both checked atomically by the catalog.
+		rep, err := w.Catalog.DeleteLive(ctx, in.Tenant, in.ID, ref, r.started, r.prog.Config.DeleteDependents)
+		if errors.Is(err, catalog.ErrNotFound) {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		rep, err := w.Catalog.Delete(ctx, in.Tenant, nil, ref, r.prog.Config.DeleteDependents)
 		if err != nil {
 			return fmt.Errorf("deleting %s/%s: %w", ref.Blueprint, ref.Identifier, err)
 		}
