@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/configsync/configsync/jsonstream"
 )
 
 // Paging: every list takes ?limit (1..MaxLimit, default DefaultLimit) and ?cursor
@@ -110,26 +112,7 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // jsonKind names the JSON type of a raw value, for messages.
-func jsonKind(raw json.RawMessage) string {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return "nothing"
-	}
-	switch t[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
-}
+func jsonKind(raw json.RawMessage) string { return jsonstream.TypeName(raw) }
 
 // decodeNumbers decodes raw into v keeping numbers exact (json.Number).
 func decodeNumbers(raw json.RawMessage, v any) error {

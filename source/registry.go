@@ -305,7 +305,7 @@ func checkValue(p Parameter, v any) string {
 			return "must be one of: " + strings.Join(p.Options, ", ")
 		}
 	case TypeInteger:
-		i, ok := asInteger(v)
+		i, ok := Integer(v)
 		if !ok {
 			if jsonKind(v) == TypeNumber {
 				return "must be an integer, got a number with a fraction or beyond 64 bits"
@@ -316,7 +316,7 @@ func checkValue(p Parameter, v any) string {
 			return fmt.Sprintf("must be between %d and %d", r[0], r[1])
 		}
 	case TypeNumber:
-		f, ok := asNumber(v)
+		f, ok := Number(v)
 		if !ok {
 			return "must be a number, got " + jsonKind(v)
 		}
@@ -348,10 +348,10 @@ func checkValue(p Parameter, v any) string {
 	return ""
 }
 
-// asInteger returns v as an int64 if it is a whole number that fits: any Go
-// integer type, a float with no fraction (JSON decodes numbers as float64), or a
-// json.Number.
-func asInteger(v any) (int64, bool) {
+// Integer returns v as an int64 if it is a whole number that fits: any Go integer
+// type, a float with no fraction (JSON decodes numbers as float64), or a json.Number.
+// Sources use it to read their integer parameters as the registry validated them.
+func Integer(v any) (int64, bool) {
 	switch n := v.(type) {
 	case json.Number:
 		i, err := n.Int64()
@@ -380,8 +380,9 @@ func floatToInt(f float64) (int64, bool) {
 	return int64(f), true
 }
 
-// asNumber returns v as a finite float64 if it is any Go number or a json.Number.
-func asNumber(v any) (float64, bool) {
+// Number returns v as a finite float64 if it is any Go number or a json.Number,
+// the same reading the registry validates number parameters with.
+func Number(v any) (float64, bool) {
 	var f float64
 	switch n := v.(type) {
 	case json.Number:

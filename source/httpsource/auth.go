@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/configsync/configsync/source"
 )
 
 // authenticator adds credentials to requests.
@@ -391,7 +393,7 @@ func parseOAuth2Token(resp *response) (oauth2Token, error) {
 		if e, ok := expires.(string); ok {
 			expires = json.Number(e)
 		}
-		f, ok := asFloat(expires)
+		f, ok := source.Number(expires)
 		if !ok || f < 0 {
 			return tok, errors.New("expires_in is not a number of seconds")
 		}
@@ -675,7 +677,7 @@ func (s *httpSource) customToken(ctx context.Context, c *customAuth) (*token, ti
 		if str, isStr := v.(string); isStr {
 			v = json.Number(str) // some servers quote it
 		}
-		f, isNum := asFloat(v)
+		f, isNum := source.Number(v)
 		if !ok || !isNum || f < 0 {
 			return nil, 0, fmt.Errorf("%s: jq %q yielded %s, not a number of seconds", c.expires.where, c.expires.src, kind)
 		}

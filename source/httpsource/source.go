@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/configsync/configsync/source"
 )
 
 // httpSource is one integration's source. It is immutable once made but for
@@ -98,7 +100,7 @@ func (s *httpSource) configure(params map[string]any, creds map[string]string) e
 
 	timeout := DefaultTimeout
 	if v := params[paramTimeout]; v != nil {
-		f, ok := asFloat(v)
+		f, ok := source.Number(v)
 		if !ok || f < 0.1 || f > 3600 {
 			return fmt.Errorf("parameter %s must be a number of seconds between 0.1 and 3600", paramTimeout)
 		}
@@ -117,7 +119,7 @@ func (s *httpSource) configure(params map[string]any, creds map[string]string) e
 
 	conc := int64(DefaultMaxConcurrentRequests)
 	if v := params[paramMaxConcurrent]; v != nil {
-		i, ok := asInt(v)
+		i, ok := source.Integer(v)
 		if !ok || i < 1 || i > 64 {
 			return fmt.Errorf("parameter %s must be an integer between 1 and 64", paramMaxConcurrent)
 		}
@@ -126,7 +128,7 @@ func (s *httpSource) configure(params map[string]any, creds map[string]string) e
 	s.sem = make(chan struct{}, conc)
 
 	if v := params[paramRateLimit]; v != nil {
-		f, ok := asFloat(v)
+		f, ok := source.Number(v)
 		if !ok || f < 0 || f > 100000 {
 			return fmt.Errorf("parameter %s must be a number of requests per second between 0 and 100000", paramRateLimit)
 		}

@@ -7,6 +7,8 @@ import (
 	"math/big"
 	"reflect"
 	"strconv"
+
+	"github.com/configsync/configsync/source"
 )
 
 // Configs arrive decoded from YAML (int64, float64), from JSON (float64 or
@@ -41,56 +43,6 @@ func kindOf(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
-// asInt reads a whole number.
-func asInt(v any) (int64, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
-	case float64:
-		if n != math.Trunc(n) || math.Abs(n) >= 1<<63 {
-			return 0, false
-		}
-		return int64(n), true
-	case float32:
-		return asInt(float64(n))
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return rv.Int(), true
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		u := rv.Uint()
-		return int64(u), u <= math.MaxInt64
-	}
-	return 0, false
-}
-
-// asFloat reads any finite number.
-func asFloat(v any) (float64, bool) {
-	var f float64
-	switch n := v.(type) {
-	case json.Number:
-		var err error
-		if f, err = n.Float64(); err != nil {
-			return 0, false
-		}
-	default:
-		rv := reflect.ValueOf(v)
-		switch rv.Kind() {
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			f = float64(rv.Int())
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			f = float64(rv.Uint())
-		case reflect.Float32, reflect.Float64:
-			f = rv.Float()
-		default:
-			return 0, false
-		}
-	}
-	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
-}
-
 // scalarText renders a scalar as it goes into a URL, a header or a path:
 // strings as they are, numbers in their JSON spelling, booleans as true/false.
 // It refuses null, objects and arrays.
@@ -110,10 +62,10 @@ func scalarText(v any) (string, bool) {
 		}
 		return strconv.FormatFloat(x, 'f', -1, 64), true
 	}
-	if i, ok := asInt(v); ok {
+	if i, ok := source.Integer(v); ok {
 		return strconv.FormatInt(i, 10), true
 	}
-	if f, ok := asFloat(v); ok {
+	if f, ok := source.Number(v); ok {
 		return strconv.FormatFloat(f, 'f', -1, 64), true
 	}
 	return "", false
@@ -196,7 +148,7 @@ func optInt(m map[string]any, key, what string, def, lo, hi int64) (int64, error
 	if !ok || v == nil {
 		return def, nil
 	}
-	i, ok := asInt(v)
+	i, ok := source.Integer(v)
 	if !ok {
 		return 0, fmt.Errorf("%s.%s must be an integer, got %s", what, key, kindOf(v))
 	}
