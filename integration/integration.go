@@ -238,6 +238,37 @@ func (s *Store) AddConfig(ctx context.Context, tenant, id string, doc []byte) (i
 	return v, nil
 }
 
+// addConfigOnceScript is addConfigScript for an event: the version it stored is
+// recorded under the event's key in the same script, so a redelivered event finds
+// it instead of storing the config again.
+//
+// KEYS[1] versions hash, KEYS[2] integration record, KEYS[3] version counter,
+// KEYS[4] the event's key. ARGV[1] the document, ARGV[2] the event key's TTL (s).
+// Returns the version (new or recorded), or 0 when the integration does not exist.
+var addConfigOnceScript = redis.NewScript(`
+local seen = redis.call('GET', KEYS[4])
+if seen then return tonumber(seen) end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+local v = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], v, ARGV[1])
+redis.call('SET', KEYS[4], v, 'EX', ARGV[2])
+return v
+`)
+
+// AddConfigOnce stores doc as the next version for the event eventID, once: a
+// redelivery of the same event returns the version stored the first time.
+func (s *Store) AddConfigOnce(ctx context.Context, tenant, id, eventID string, doc []byte) (int64, error) {
+	keys := []string{s.configKey(tenant, id), s.recordKey(tenant, id), s.versionKey(tenant, id), s.key(tenant, "event-version:"+eventID)}
+	v, err := addConfigOnceScript.Run(ctx, s.rdb, keys, doc, int((7 * 24 * time.Hour).Seconds())).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("storing config of %s/%s for event %s: %w", tenant, id, eventID, err)
+	}
+	if v == 0 {
+		return 0, fmt.Errorf("integration %s/%s: %w", tenant, id, ErrNotFound)
+	}
+	return v, nil
+}
+
 // Config returns a stored config version.
 func (s *Store) Config(ctx context.Context, tenant, id string, version int64) ([]byte, error) {
 	b, err := s.rdb.HGet(ctx, s.configKey(tenant, id), fmt.Sprint(version)).Bytes()

@@ -144,3 +144,30 @@ func TestCredentialsBoundToTheirIntegration(t *testing.T) {
 		t.Fatal("a ciphertext moved to another integration decrypted")
 	}
 }
+
+func TestAddConfigOnceIsIdempotentPerEvent(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	if _, err := s.Put(ctx, &Integration{Tenant: "t", ID: "i", Type: "file"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := s.AddConfigOnce(ctx, "t", "i", "event-1", []byte(`{"resources": []}`))
+	if err != nil || v1 != 1 {
+		t.Fatalf("first: %d %v", v1, err)
+	}
+	// The same event again (a redelivery): the same version, nothing stored twice.
+	again, err := s.AddConfigOnce(ctx, "t", "i", "event-1", []byte(`{"resources": []}`))
+	if err != nil || again != 1 {
+		t.Fatalf("redelivered: %d %v", again, err)
+	}
+	v2, err := s.AddConfigOnce(ctx, "t", "i", "event-2", []byte(`{"resources": [{}]}`))
+	if err != nil || v2 != 2 {
+		t.Fatalf("next event: %d %v", v2, err)
+	}
+	if in, _ := s.Get(ctx, "t", "i"); in.ConfigVersion != 2 {
+		t.Fatalf("newest version %d, want 2", in.ConfigVersion)
+	}
+	if _, err := s.AddConfigOnce(ctx, "t", "gone", "event-3", []byte(`{}`)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown integration: %v", err)
+	}
+}

@@ -139,20 +139,27 @@ func (w *Worker) supersedeQueued(ctx context.Context, tenant, runID, coveredBy s
 	return w.Runs.Put(ctx, rec)
 }
 
-// markLost fails the run a dead worker left behind: it is "running" under an older
-// lease token that no longer holds the lease.
+// markLost fails the runs a dead worker left behind: "running" under an older lease
+// token, which no longer holds the lease. Recent records are scanned, not only the
+// newest: a queued record (an API resync) may be newer than the lost run.
 func (w *Worker) markLost(ctx context.Context, in *integration.Integration, token int64, log *zap.Logger) {
-	latest, err := w.Runs.Latest(ctx, in.Tenant, in.ID)
-	if err != nil || latest.Status != run.Running || latest.LeaseToken >= token {
+	recent, _, err := w.Runs.List(ctx, in.Tenant, in.ID, 0, 20)
+	if err != nil {
+		log.Warn("looking for lost runs", zap.Error(err))
 		return
 	}
-	now := time.Now().UTC()
-	latest.Status, latest.Message, latest.FinishedAt = run.Failed, "worker lost", &now
-	if err := w.Runs.Put(ctx, latest); err != nil {
-		log.Warn("marking a lost run failed", zap.String("run", latest.ID), zap.Error(err))
-		return
+	for _, r := range recent {
+		if r.Status != run.Running || r.LeaseToken >= token {
+			continue
+		}
+		now := time.Now().UTC()
+		r.Status, r.Message, r.FinishedAt = run.Failed, "worker lost", &now
+		if err := w.Runs.Put(ctx, r); err != nil {
+			log.Warn("marking a lost run failed", zap.String("run", r.ID), zap.Error(err))
+			continue
+		}
+		log.Warn("took over from a lost worker", zap.String("lostRun", r.ID), zap.String("lostWorker", r.Worker))
 	}
-	log.Warn("took over from a lost worker", zap.String("lostRun", latest.ID), zap.String("lostWorker", latest.Worker))
 }
 
 // heartbeat tells NATS the event is still being worked on, so that a long run is not

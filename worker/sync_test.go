@@ -563,3 +563,28 @@ func TestWaitingEntitiesAreBounded(t *testing.T) {
 		t.Fatalf("%d entities failed at the bound, want 2: %v", bounded, r.Errors)
 	}
 }
+
+// TestLostRunBehindAQueuedOneIsFound: a dead worker's "running" record is marked lost
+// even when a newer queued record (an API resync) is the integration's newest.
+func TestLostRunBehindAQueuedOneIsFound(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	e.seedTeamsAndServices()
+	e.createIntegration("inv")
+	started := time.Now().Add(-time.Minute).UTC()
+	lost := &run.Record{ID: "run-lost", Tenant: e.tenant, Integration: "inv", Status: run.Running, LeaseToken: 0,
+		QueuedAt: started, StartedAt: &started, Counts: map[string]*run.Counts{}, Errors: []string{}}
+	queued := &run.Record{ID: "run-queued", Tenant: e.tenant, Integration: "inv", Status: run.Queued,
+		QueuedAt: time.Now().UTC(), Counts: map[string]*run.Counts{}, Errors: []string{}}
+	for _, r := range []*run.Record{lost, queued} {
+		if err := e.runs.Put(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startWorker("w1")
+	e.patch("inv", serviceConfig(false, true, 0.9))
+	waitFor(t, func() bool {
+		r, err := e.runs.Get(context.Background(), e.tenant, "run-lost")
+		return err == nil && r.Status == run.Failed && r.Message == "worker lost"
+	})
+}

@@ -129,11 +129,14 @@ func (w *Worker) ID() string { return w.cfg.ID }
 // lease) before it returns.
 func (w *Worker) Run(ctx context.Context) error {
 	w.Log.Info("worker consuming", zap.String("worker", w.cfg.ID))
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	defer stopSweep()
-	go w.sweepOutboxes(sweepCtx, 30*time.Second)
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	// Run returns only once its background work has stopped: callers close the
+	// connections it uses right after.
+	defer func() { stopBackground(); background.Wait() }()
+	background.Go(func() { w.sweepOutboxes(bgCtx, 30*time.Second) })
 	if w.Metrics != nil {
-		go w.Metrics.WatchDLQ(sweepCtx, 30*time.Second, w.Queue.DLQSize)
+		background.Go(func() { w.Metrics.WatchDLQ(bgCtx, 30*time.Second, w.Queue.DLQSize) })
 	}
 	return w.Queue.Consume(ctx, w.Handle)
 }
@@ -257,10 +260,6 @@ func (w *Worker) acceptPatch(ctx context.Context, env queue.Envelope, in *integr
 		}
 		return data.ConfigVersion, nil
 	}
-	key := fmt.Sprintf("%s:{%s}:event-version:%s", w.Prefix, env.Tenant, env.ID)
-	if v, err := w.Redis.Get(ctx, key).Int64(); err == nil {
-		return v, nil
-	}
 	doc := data.PortConfig()
 	cfg, problems := mapping.Parse(doc)
 	if cfg != nil {
@@ -270,14 +269,13 @@ func (w *Worker) acceptPatch(ctx context.Context, env queue.Envelope, in *integr
 	if err := problems.Err(); err != nil {
 		return 0, &permanentError{err}
 	}
-	v, err := w.Integrations.AddConfig(ctx, in.Tenant, in.ID, doc)
+	// Stored once per event, atomically with the record of which version it made,
+	// so a redelivered event neither stores it twice nor loses it.
+	v, err := w.Integrations.AddConfigOnce(ctx, in.Tenant, in.ID, env.ID, doc)
 	if err != nil {
 		return 0, err
 	}
-	in.ConfigVersion = v
-	if err := w.Redis.Set(ctx, key, v, 7*24*time.Hour).Err(); err != nil {
-		return 0, fmt.Errorf("recording the version of event %s: %w", env.ID, err)
-	}
+	in.ConfigVersion = max(in.ConfigVersion, v)
 	return v, nil
 }
 

@@ -93,7 +93,10 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer func() { stopWorker(); <-workerDone }()
 	go func() { workerDone <- w.Run(wctx) }()
+	schedulerDone := make(chan struct{})
+	defer func() { stopWorker(); <-schedulerDone }()
 	go func() {
+		defer close(schedulerDone)
 		_ = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, log, nil).Run(wctx, 15*time.Second)
 	}()
 

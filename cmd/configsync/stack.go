@@ -148,8 +148,16 @@ func openStack(ctx context.Context, o stackOptions) (*stack, error) {
 	return s, nil
 }
 
+// close drains NATS (in-flight publishes and acks go out) and waits for it, within
+// a bound, before closing Redis, which the draining handlers may still use.
 func (s *stack) close() {
-	s.nc.Drain()
+	if err := s.nc.Drain(); err == nil {
+		deadline := time.Now().Add(10 * time.Second)
+		for !s.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	s.nc.Close()
 	s.rdb.Close()
 }
 
