@@ -67,7 +67,7 @@ func (a *authFlags) config(env *environment) (api.Config, error) {
 func runAPI(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags("api", env.stderr)
 	var conn connFlags
-	conn.register(fs, env, "nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0")
+	conn.registerService(fs, env)
 	var auth authFlags
 	auth.register(fs, env)
 	addr := fs.String("http-addr", env.envOr("CONFIGSYNC_HTTP_ADDR", ":8080"), "address to listen on (CONFIGSYNC_HTTP_ADDR)")
@@ -75,24 +75,16 @@ func runAPI(ctx context.Context, env *environment, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	log, err := newLogger(env, false)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	kr, err := keyringFromEnv(env)
-	if err != nil {
-		return err
-	}
 	cfg, err := auth.config(env)
 	if err != nil {
 		return err
 	}
-	st, err := openStack(ctx, stackOptions{conn: conn, keyring: kr, log: log, httpAllowPrivate: *allowPrivate, queue: queue.Options{}})
+	st, err := openService(ctx, env, stackOptions{conn: conn, httpAllowPrivate: *allowPrivate, queue: queue.Options{}})
 	if err != nil {
 		return err
 	}
 	defer st.close()
+	log := st.log
 	srv, bound, err := serveAPI(st, cfg, *addr, *allowPrivate, log)
 	if err != nil {
 		return err

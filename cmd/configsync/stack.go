@@ -47,6 +47,12 @@ type connFlags struct {
 	natsURL, redisURL, prefix string
 }
 
+// registerService declares the connection flags with the defaults of a service role:
+// NATS and Redis on this machine's standard ports.
+func (c *connFlags) registerService(fs *flag.FlagSet, env *environment) {
+	c.register(fs, env, "nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0")
+}
+
 func (c *connFlags) register(fs *flag.FlagSet, env *environment, natsDefault, redisDefault string) {
 	fs.StringVar(&c.natsURL, "nats-url", env.envOr("CONFIGSYNC_NATS_URL", natsDefault), "NATS server URLs, comma-separated (CONFIGSYNC_NATS_URL)")
 	fs.StringVar(&c.redisURL, "redis-url", env.envOr("CONFIGSYNC_REDIS_URL", redisDefault), "Redis URL (CONFIGSYNC_REDIS_URL)")
@@ -55,6 +61,7 @@ func (c *connFlags) register(fs *flag.FlagSet, env *environment, natsDefault, re
 
 // stack is what the service roles work with, connected.
 type stack struct {
+	log          *zap.Logger
 	rdb          redis.UniversalClient
 	nc           *nats.Conn
 	js           jetstream.JetStream
@@ -65,6 +72,8 @@ type stack struct {
 	catalog      *catalog.Catalog
 	leases       *lease.Manager
 	sources      *source.Registry
+	// flushLog makes close flush the logger, which the stack then owns.
+	flushLog bool
 }
 
 type stackOptions struct {
@@ -136,7 +145,7 @@ func openStack(ctx context.Context, o stackOptions) (*stack, error) {
 		o.leaseTTL = 30 * time.Second
 	}
 	s := &stack{
-		rdb: rdb, nc: nc, js: js, q: q, prefix: o.conn.prefix,
+		log: o.log, rdb: rdb, nc: nc, js: js, q: q, prefix: o.conn.prefix,
 		runs:    run.NewStore(rdb, o.conn.prefix),
 		catalog: catalog.New(rdb, o.conn.prefix, nil),
 		leases:  lease.New(rdb, o.conn.prefix, o.leaseTTL),
@@ -159,6 +168,31 @@ func (s *stack) close() {
 	}
 	s.nc.Close()
 	s.rdb.Close()
+	if s.flushLog {
+		_ = s.log.Sync()
+	}
+}
+
+// openService is how a service role (api, worker, scheduler) starts: the production
+// logger, the encryption keyring the roles refuse to start without, and the stack.
+// close also flushes the logger.
+func openService(ctx context.Context, env *environment, o stackOptions) (*stack, error) {
+	log, err := newLogger(env, false)
+	if err != nil {
+		return nil, err
+	}
+	kr, err := keyringFromEnv(env)
+	if err != nil {
+		return nil, err
+	}
+	o.keyring, o.log = kr, log
+	st, err := openStack(ctx, o)
+	if err != nil {
+		_ = log.Sync()
+		return nil, err
+	}
+	st.flushLog = true
+	return st, nil
 }
 
 // keyringFromEnv reads CONFIGSYNC_ENCRYPTION_KEY or CONFIGSYNC_ENCRYPTION_KEYS; the

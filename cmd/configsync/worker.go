@@ -35,7 +35,7 @@ type workerSettings struct {
 func workerFlags(env *environment) (*flag.FlagSet, *workerSettings) {
 	fs := newFlags("worker", env.stderr)
 	s := &workerSettings{}
-	s.conn.register(fs, env, "nats://127.0.0.1:4222", "redis://127.0.0.1:6379/0")
+	s.conn.registerService(fs, env)
 	fs.Var(&s.roots, "file-roots", "directories file sources may read under (comma-separated; CONFIGSYNC_FILE_ROOTS)")
 	fs.StringVar(&s.id, "id", env.envOr("CONFIGSYNC_WORKER_ID", ""), "worker id in run records and logs (CONFIGSYNC_WORKER_ID; default random)")
 	fs.DurationVar(&s.ackWait, "ack-wait", 30*time.Second, "JetStream AckWait: how long an event waits for a heartbeat before redelivery (at most 30s)")
@@ -59,21 +59,13 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if ws.ackWait > 30*time.Second || ws.leaseTTL > 30*time.Second {
 		return &usageError{"--ack-wait and --lease-ttl are at most 30s, so that a killed worker's run is taken over within a minute"}
 	}
-	log, err := newLogger(env, false)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	kr, err := keyringFromEnv(env)
-	if err != nil {
-		return err
-	}
-	st, err := openStack(ctx, stackOptions{conn: ws.conn, keyring: kr, fileRoots: ws.roots, leaseTTL: ws.leaseTTL, log: log, httpAllowPrivate: ws.httpAllowPrivate,
+	st, err := openService(ctx, env, stackOptions{conn: ws.conn, fileRoots: ws.roots, leaseTTL: ws.leaseTTL, httpAllowPrivate: ws.httpAllowPrivate,
 		queue: queue.Options{AckWait: ws.ackWait, MaxDeliver: -1}})
 	if err != nil {
 		return err
 	}
 	defer st.close()
+	log := st.log
 	w := newWorker(st, ws.id, ws.leaseTTL, ws.itemTimeout, env, log)
 	if ws.healthAddr != "" {
 		reg := prometheus.NewRegistry()
