@@ -59,6 +59,11 @@ import (
 	"github.com/configsync/configsync/blueprint"
 )
 
+// TombstoneTTL is how long a live delete keeps refusing older writes of the item it
+// deleted (see DeleteLive): longer than any run holds a fetched item before writing
+// it, including entities that wait for relation targets until the end of a run.
+const TombstoneTTL = 24 * time.Hour
+
 // US separates the parts of set members and keys. Identifiers cannot contain it, so
 // members split back into their parts without escaping.
 const US = "\x1f"
@@ -75,6 +80,9 @@ type Catalog struct {
 	clock  func() time.Time
 	// outboxMax caps each tenant's outbox (OutboxLimit; tests lower it).
 	outboxMax int64
+	// tombstoneTTL is how long a live delete's tombstone lasts (TombstoneTTL; tests
+	// lower it).
+	tombstoneTTL time.Duration
 
 	mu  sync.Mutex
 	bps map[string]*bpCache // by tenant
@@ -87,7 +95,7 @@ func New(rdb redis.UniversalClient, prefix string, clock func() time.Time) *Cata
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Catalog{rdb: rdb, prefix: prefix, clock: clock, outboxMax: OutboxLimit, bps: map[string]*bpCache{}}
+	return &Catalog{rdb: rdb, prefix: prefix, clock: clock, outboxMax: OutboxLimit, tombstoneTTL: TombstoneTTL, bps: map[string]*bpCache{}}
 }
 
 // Entity is a blueprint entity as stored and returned.

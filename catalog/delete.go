@@ -112,6 +112,11 @@ func (c *Catalog) Delete(ctx context.Context, tenant string, fence *Fence, ref R
 // sent) at fetchedAt: only when the integration owns it and no newer write reached
 // it, both checked inside the script, so that a delayed delete event never removes
 // data a later run or event wrote. Report.Deleted is empty when it was refused.
+//
+// It also leaves a tombstone for TombstoneTTL, even when the entity does not exist
+// (yet): the integration's writes of the item fetched at or before fetchedAt are then
+// skipped as SkippedOlder, so that a run which fetched the item before the tool
+// deleted it cannot bring it back.
 func (c *Catalog) DeleteLive(ctx context.Context, tenant, integration string, ref Ref, fetchedAt time.Time, deleteDependents bool) (DeletionReport, error) {
 	var rep DeletionReport
 	if err := checkTenant(tenant); err != nil {
@@ -214,7 +219,7 @@ func (c *Catalog) deleteRefs(ctx context.Context, tenant string, fence *Fence, s
 			keep(r)
 		}
 		head := []any{t, token, strconv.FormatInt(c.clock().UnixMilli(), 10), sel.mode, sel.integration,
-			strconv.FormatInt(sel.before, 10), "", c.outboxMax, len(sel.kinds)}
+			strconv.FormatInt(sel.before, 10), "", c.outboxMax, c.tombstoneTTL.Milliseconds(), len(sel.kinds)}
 		for _, k := range sel.kinds {
 			head = append(head, k)
 		}

@@ -35,3 +35,71 @@ func TestDeleteLive(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveDeleteTombstone: a run that fetched an item before the tool deleted it must
+// not bring it back when it writes after the live delete, whether or not the entity
+// existed when the delete came; a write fetched after the delete creates it again,
+// another integration is not affected, and the tombstone expires.
+func TestLiveDeleteTombstone(t *testing.T) {
+	ref := Ref{Blueprint: "githubOrganization", Identifier: "acme-org"}
+	tests := []struct {
+		name       string
+		existed    bool
+		writer     string
+		writeAt    time.Duration // the write's fetch time, relative to the delete's
+		ttl        time.Duration
+		wantStatus Status
+		wantEntity bool
+	}{
+		{"older write after delete of an existing entity is skipped", true, "gh", -time.Second, time.Hour, SkippedOlder, false},
+		{"older write after delete of an absent entity is skipped", false, "gh", -time.Second, time.Hour, SkippedOlder, false},
+		{"write fetched at the delete's time is skipped", true, "gh", 0, time.Hour, SkippedOlder, false},
+		{"newer write creates it again", true, "gh", time.Second, time.Hour, Created, true},
+		{"another integration's older write is not refused", false, "other", -time.Second, time.Hour, Created, true},
+		{"expired tombstone refuses nothing", false, "gh", -time.Second, 50 * time.Millisecond, Created, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t)
+			e.cat.tombstoneTTL = tt.ttl
+			deleteAt := e.clock.Now().Add(time.Minute)
+			if tt.existed {
+				e.one(e.w(ref.Blueprint, ref.Identifier, map[string]any{"name": "Acme"}, nil), Created)
+			}
+			rep, err := e.cat.DeleteLive(e.ctx, e.tenant, "gh", ref, deleteAt, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(rep.Deleted); got != map[bool]int{true: 1, false: 0}[tt.existed] {
+				t.Fatalf("deleted %d entities, want existed=%v", got, tt.existed)
+			}
+			if tt.ttl < time.Second {
+				time.Sleep(3 * tt.ttl)
+			}
+			w := e.w(ref.Blueprint, ref.Identifier, map[string]any{"name": "Acme"}, nil)
+			w.Integration = tt.writer
+			w.FetchedAt = deleteAt.Add(tt.writeAt)
+			e.one(w, tt.wantStatus)
+			if got := e.exists(ref.Blueprint, ref.Identifier); got != tt.wantEntity {
+				t.Fatalf("entity exists %v, want %v", got, tt.wantEntity)
+			}
+		})
+	}
+
+	t.Run("a later delete moves the tombstone forward, an earlier one does not move it back", func(t *testing.T) {
+		e := setup(t)
+		t0 := e.clock.Now()
+		for _, at := range []time.Time{t0.Add(2 * time.Minute), t0.Add(time.Minute)} {
+			if _, err := e.cat.DeleteLive(e.ctx, e.tenant, "gh", ref, at, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := e.w(ref.Blueprint, ref.Identifier, nil, nil)
+		w.FetchedAt = t0.Add(90 * time.Second)
+		e.one(w, SkippedOlder)
+		ttl, err := e.rdb.PTTL(e.ctx, e.T()+":tomb:gh"+US+ref.Blueprint+US+ref.Identifier).Result()
+		if err != nil || ttl <= 0 || ttl > TombstoneTTL {
+			t.Fatalf("tombstone TTL %v (%v), want within (0, %v]", ttl, err, TombstoneTTL)
+		}
+	})
+}

@@ -201,6 +201,10 @@ end
 // nreq, nreq content fields that must be set and not null after the merge (required
 // ones the write left out).
 //
+// A write older than the entity's last write, or than a live delete of the same item
+// by the same integration (its tombstone T:tomb:<integration>US<bp>US<id>, see
+// deleteScript), is skipped as {"older"}.
+//
 // Every change is appended to the outbox in the same call (see outboxAdd): first a
 // "created" change per barebones target, then the entity's "created" or "updated"
 // change, each with the entity as stored after the write. Nothing else writes to it:
@@ -241,6 +245,10 @@ local meta = redis.call('HMGET', ek, '_id', '_fetched', '_hash', '_owner', '_kin
 local exists = meta[1] ~= false
 local oldFetched = tonumber(meta[2] or '0')
 if exists and fetched < oldFetched then return {'older'} end
+-- A live delete of this integration's item at or after the fetch wins (see tombstones
+-- in deleteScript): the run fetched the item before the tool deleted it.
+local tomb = redis.call('GET', T .. ':tomb:' .. owner .. US .. member)
+if tomb and fetched <= tonumber(tomb) then return {'older'} end
 if exists and ARGV[13] == '1' and meta[3] == ARGV[12] and meta[4] == owner and meta[5] == kind then
   redis.call('ZADD', ownKey, now, member)
   if fetched > oldFetched then redis.call('HSET', ek, '_fetched', ARGV[7]) end
@@ -394,7 +402,7 @@ return {status, missing, kept, created, cids}
 // the owned index (stale), or µs of the entity's fetch time (live: deleted only when
 // fetched at or before it); ARGV[7]
 // change identifier seed (32 random hex digits); ARGV[8] outbox cap (OutboxLimit);
-// ARGV[9] nkinds, then nkinds kinds (stale); then triples (blueprint, identifier, check "1"/"0"),
+// ARGV[9] tombstone lifetime ms (live); ARGV[10] nkinds, then nkinds kinds (stale); then triples (blueprint, identifier, check "1"/"0"),
 // ordered so that dependents come before what they depend on. An entity with check "1"
 // is deleted only if it is still the integration's ("owned"), and for "stale" also of
 // one of the kinds and last written before the cut-off, so that an entity refreshed
@@ -404,6 +412,13 @@ return {status, missing, kept, created, cids}
 // (repeated until stable, so a chain of them is kept whole). Optional relations of
 // survivors that point at a deleted entity are cleared (a single target becomes null,
 // a list loses the identifier) and the survivor's hash and _updated are rewritten.
+//
+// A live delete leaves a tombstone per checked entity, T:tomb:<integration>US<bp>US<id>
+// holding the delete's cut-off (the largest one seen) for ARGV[9] ms, whether the
+// entity was deleted, kept, refused or absent: upsertScript then skips this
+// integration's writes of the item fetched at or before it. Without it, a run that
+// fetched the item before the tool deleted it would write it back after the delete
+// (the entity no longer exists, so its own fetch time cannot refuse the write).
 //
 // Every change is appended to the outbox in the same call (see outboxAdd), in the
 // order of the reply: a "deleted" change per deleted entity (the entity as it was),
@@ -418,9 +433,9 @@ var deleteScript = redis.NewScript(luaPrelude + `
 local T = ARGV[1]
 if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'fenced'} end
 local now, mode, integ, before = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local seed, outboxMax = ARGV[7], ARGV[8]
+local seed, outboxMax, tombTTL = ARGV[7], ARGV[8], ARGV[9]
 local kinds = {}
-local i = 9
+local i = 10
 for _ = 1, tonumber(ARGV[i]) do kinds[ARGV[i + 1]] = true; i = i + 1 end
 i = i + 1
 
@@ -430,6 +445,11 @@ while i + 2 <= #ARGV do
   local bp, id, check = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
   local ek = T .. ':e:' .. bp .. US .. id
+  if mode == 'live' and check == '1' then
+    local tk = T .. ':tomb:' .. integ .. US .. bp .. US .. id
+    local prev = tonumber(redis.call('GET', tk) or '')
+    if not prev or prev < before then redis.call('SET', tk, ARGV[6], 'PX', tombTTL) end
+  end
   if not isCand[ek] then
     local f = toMap(redis.call('HGETALL', ek))
     if not f['_id'] then

@@ -268,9 +268,11 @@ func (e *env) changes() []queue.Change {
 func slowType() source.Type {
 	return source.Type{
 		ID: "slow", DisplayName: "slow test source",
-		Parameters: []source.Parameter{{Name: "pages", Type: source.TypeInteger, Required: true}, {Name: "delayMs", Type: source.TypeInteger, Required: true}},
+		Parameters: []source.Parameter{{Name: "pages", Type: source.TypeInteger, Required: true}, {Name: "delayMs", Type: source.TypeInteger, Required: true},
+			{Name: "stampAtStart", Type: source.TypeBoolean}},
 		New: func(params map[string]any, _ map[string]string) (source.Source, error) {
-			return slowSource{pages: toInt(params["pages"]), delay: time.Duration(toInt(params["delayMs"])) * time.Millisecond}, nil
+			stamp, _ := params["stampAtStart"].(bool)
+			return slowSource{pages: toInt(params["pages"]), delay: time.Duration(toInt(params["delayMs"])) * time.Millisecond, stampAtStart: stamp}, nil
 		},
 	}
 }
@@ -293,9 +295,13 @@ func toInt(v any) int {
 type slowSource struct {
 	pages int
 	delay time.Duration
+	// stampAtStart gives every page the time the fetch began, as a source that reads
+	// the whole list at once and hands it out slowly would.
+	stampAtStart bool
 }
 
 func (s slowSource) Fetch(ctx context.Context, r source.Resource, yield func(source.Page) error) error {
+	start := time.Now()
 	for p := range s.pages {
 		select {
 		case <-time.After(s.delay):
@@ -306,7 +312,11 @@ func (s slowSource) Fetch(ctx context.Context, r source.Resource, yield func(sou
 		for i := range items {
 			items[i] = fmt.Appendf(nil, `{"name": "s%d", "team": "t"}`, p*10+i)
 		}
-		if err := yield(source.Page{Items: items, FetchedAt: time.Now()}); err != nil {
+		at := time.Now()
+		if s.stampAtStart {
+			at = start
+		}
+		if err := yield(source.Page{Items: items, FetchedAt: at}); err != nil {
 			return err
 		}
 	}

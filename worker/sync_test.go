@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -495,6 +496,45 @@ func TestLiveWriteDuringRunIsNotStale(t *testing.T) {
 	r = e.waitRuns("slow", 2)
 	if c := counts(r, "service"); c.Deleted != 1 {
 		t.Fatalf("next run deleted %d, want the live-only entity", c.Deleted)
+	}
+}
+
+// TestLiveDeleteIsNotUndoneByARun: a run that fetched an item before the tool deleted
+// it (its pages carry the fetch's start time) writes it after the live delete was
+// applied; the item must stay deleted, while the rest of the run is written, and the
+// run neither fails nor counts the skipped item as upserted.
+func TestLiveDeleteIsNotUndoneByARun(t *testing.T) {
+	e := newEnv(t)
+	e.putBlueprints()
+	if _, err := e.ints.Put(context.Background(), integrationOf(e.tenant, "slow", "slow", map[string]any{"pages": 10, "delayMs": 100, "stampAtStart": true}), nil); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker("w1")
+	e.startWorker("w2")
+	e.patch("slow", slowConfig)
+	waitFor(t, func() bool {
+		r, err := e.runs.Latest(context.Background(), e.tenant, "slow")
+		return err == nil && r.Status == run.Running && len(e.entities("service")) >= 20
+	})
+	// s95 is on the last page: the run has fetched it (at its start) but not written it.
+	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "slow", queue.ResourcesData{Kind: "service", Delete: []json.RawMessage{json.RawMessage(`{"name": "s95"}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.q.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	r := e.waitRuns("slow", 1)
+	if r.Status != run.Succeeded {
+		t.Fatalf("run %s: %v", r.Status, r.Errors)
+	}
+	got := e.entities("service")
+	has95 := slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "s95 ") })
+	if len(got) != 99 || has95 {
+		t.Fatalf("%d services after the run (s95 present: %v), want the 99 the tool still has", len(got), has95)
+	}
+	if c := counts(r, "service"); c.Upserted != 99 {
+		t.Fatalf("run upserted %d, want 99 (s95 skipped as older than its delete)", c.Upserted)
 	}
 }
 
