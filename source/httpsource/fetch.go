@@ -181,7 +181,7 @@ func (f *fetcher) discover(ctx context.Context, pp *pathParam, bound map[string]
 			return nil
 		})
 	}
-	if err := f.paginate(ctx, pp.req, bound, each, nil); err != nil {
+	if err := f.paginate(ctx, pp.req, bound, each, nil, nil); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	return vals, nil
@@ -195,6 +195,31 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 	var size int64
 	budget := 2*s.opts.MaxResponseBytes + 1<<20
 	var where string
+	add := func(b []byte, index int) error {
+		size += int64(len(b))
+		if size > budget {
+			return fmt.Errorf("dataPath yielded more than %d bytes from one response: %w", budget, ErrResponseTooLarge)
+		}
+		items = append(items, b)
+		return nil
+	}
+	// Without path parameters to add to them, the items of a simple dataPath
+	// are the response's own bytes: no decoding, no re-encoding.
+	var eachRaw func(*response, int, []byte) error
+	if len(bound) == 0 {
+		eachRaw = func(resp *response, index int, item []byte) error {
+			if item[0] != '{' {
+				if where == "" {
+					where = s.redact(resp.url)
+				}
+				var v any
+				_ = json.Unmarshal(item, &v)
+				f.bad.Add(&source.ItemError{Path: where, Index: index, Err: fmt.Errorf("not a JSON object but %s", kindOf(v))})
+				return nil
+			}
+			return add(item, index)
+		}
+	}
 	each := func(resp *response, index int, item any) error {
 		m, ok := item.(map[string]any)
 		if !ok {
@@ -214,12 +239,7 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 		if err != nil {
 			return fmt.Errorf("encoding item %d: %w", index, err)
 		}
-		size += int64(len(b))
-		if size > budget {
-			return fmt.Errorf("dataPath yielded more than %d bytes from one response: %w", budget, ErrResponseTooLarge)
-		}
-		items = append(items, b)
-		return nil
+		return add(b, index)
 	}
 	flush := func(resp *response) error {
 		defer func() { items, size, where = nil, 0, "" }()
@@ -234,15 +254,17 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 		}
 		return nil
 	}
-	return f.paginate(ctx, f.plan.req, bound, each, flush)
+	return f.paginate(ctx, f.plan.req, bound, each, eachRaw, flush)
 }
 
 // paginate sends spec's request, page after page, with the path parameters
 // bound: each item its dataPath yields goes to each (with its index in the
 // response), then the response to flush (if not nil), before the next page
-// is asked for.
+// is asked for. When eachRaw is given and the dataPath is simple, the items
+// go to it as slices of the body instead, unless the body needs jq's reading
+// (see splitRaw); each item goes to exactly one of the two.
 func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[string]any,
-	each func(*response, int, any) error, flush func(*response) error) error {
+	each func(*response, int, any) error, eachRaw func(*response, int, []byte) error, flush func(*response) error) error {
 	s := f.s
 	pg := newPager(s, spec.pagination)
 	for {
@@ -263,16 +285,45 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 		if err := pg.checkRepeat(resp.body); err != nil {
 			return err
 		}
-		doc, err := s.decode(req, resp)
-		if err != nil {
-			return err
+		var doc any
+		decoded := false
+		// The document, decoded once and only when asked for.
+		docFn := func() (any, error) {
+			if !decoded {
+				d, err := s.decode(req, resp)
+				if err != nil {
+					return nil, err
+				}
+				doc, decoded = d, true
+			}
+			return doc, nil
 		}
 		count := 0
 		if resp.status != http.StatusNoContent {
-			err = f.dataPath(ctx, spec, doc, func(item any) error {
-				count++
-				return each(resp, count-1, item)
-			})
+			var raw [][]byte
+			rawErr := errNotSimple
+			if eachRaw != nil && spec.dataPath.simple {
+				// From a copy: the receiver owns the items and may write into
+				// them, while the body may still be read (cursor, nextLink).
+				raw, rawErr = splitRaw(bytes.Clone(resp.body), spec.dataPath.fields)
+			}
+			if rawErr == nil {
+				for _, item := range raw {
+					count++
+					if err = eachRaw(resp, count-1, item); err != nil {
+						break
+					}
+				}
+			} else {
+				d, derr := docFn()
+				if derr != nil {
+					return derr
+				}
+				err = f.dataPath(ctx, spec, d, func(item any) error {
+					count++
+					return each(resp, count-1, item)
+				})
+			}
 			if err != nil {
 				if f.yieldErr != nil || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 					return err
@@ -285,7 +336,7 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 				return err
 			}
 		}
-		more, err := pg.advance(ctx, resp, doc, count)
+		more, err := pg.advance(ctx, resp, docFn, count)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", req.method, s.redact(resp.url), err)
 		}

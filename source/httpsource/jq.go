@@ -18,6 +18,11 @@ type jqExpr struct {
 	where string
 	src   string
 	code  *gojq.Code
+	// fields is the path of a dataPath made only of field names (see
+	// pathFields), and simple says it is one: its items can be cut from the
+	// response's bytes (splitRaw).
+	fields []string
+	simple bool
 }
 
 // noEnviron is the environment jq's env and $ENV see: none, since in a
@@ -37,7 +42,8 @@ func compileJQ(where, src string) (*jqExpr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: jq %q: %w", where, src, err)
 	}
-	return &jqExpr{where: where, src: src, code: code}, nil
+	fields, simple := pathFields(src)
+	return &jqExpr{where: where, src: src, code: code, fields: fields, simple: simple}, nil
 }
 
 // optJQ compiles the optional string field key of m.

@@ -75,14 +75,21 @@ func TestItems(t *testing.T) {
 	})
 	s := newSource(t, testOptions(), map[string]any{"baseUrl": srv.URL}, nil)
 
-	var raw []byte
-	err := s.Fetch(t.Context(), source.Resource{Kind: "x", Selector: map[string]any{"path": "/big", "includedFiles": []any{"README.md"}}},
-		func(p source.Page) error { raw = p.Items[0]; return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := `{"e":1e400,"f":1.50,"id":12345678901234567890123,"s":"é` + "\u2028" + `<&>"}`; string(raw) != want {
-		t.Errorf("item %s, want %s", raw, want)
+	// A plain dataPath hands out the response's own bytes; one that needs jq, the
+	// value jq made, re-encoded. Numbers are as written either way.
+	for _, tt := range []struct{ dataPath, want string }{
+		{".", `{"id": 12345678901234567890123, "f": 1.50, "e": 1e400, "s": "é\u2028<&>"}`},
+		{"[.[] | select(.id)]", `{"e":1e400,"f":1.50,"id":12345678901234567890123,"s":"é` + "\u2028" + `<&>"}`},
+	} {
+		var raw []byte
+		err := s.Fetch(t.Context(), source.Resource{Kind: "x", Selector: map[string]any{"path": "/big", "dataPath": tt.dataPath, "includedFiles": []any{"README.md"}}},
+			func(p source.Page) error { raw = p.Items[0]; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(raw) != tt.want {
+			t.Errorf("dataPath %s: item %s, want %s", tt.dataPath, raw, tt.want)
+		}
 	}
 
 	items, _, err := fetchAll(t, s, "x", map[string]any{"path": "/one"})
