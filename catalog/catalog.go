@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,6 +84,9 @@ type Catalog struct {
 	// tombstoneTTL is how long a live delete's tombstone lasts (TombstoneTTL; tests
 	// lower it).
 	tombstoneTTL time.Duration
+	// touchSkip counts down the Upsert calls that skip the unchanged pre-check
+	// (see touch) after one where it did not pay.
+	touchSkip atomic.Int32
 
 	mu  sync.Mutex
 	bps map[string]*bpCache // by tenant

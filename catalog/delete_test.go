@@ -249,7 +249,7 @@ func TestDeleteRechecksInsideScript(t *testing.T) {
 
 	e.drainOutbox()
 	args := []any{t3, "", fmt.Sprint(e.clock.Now().UnixMilli()), sel.mode, sel.integration, fmt.Sprint(sel.before),
-		newChangeID(), OutboxLimit, 1, "repository", "githubRepository", "a", "1", "githubRepository", "b", "1"}
+		newChangeID(), OutboxLimit, TombstoneTTL.Milliseconds(), 1, "repository", "githubRepository", "a", "1", "githubRepository", "b", "1"}
 	res, err := deleteScript.Run(e.ctx, e.rdb, []string{t3 + ":bpgen", outboxKey(t3)}, args...).Slice()
 	if err != nil {
 		t.Fatal(err)

@@ -391,6 +391,49 @@ cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, status, new)
 return {status, missing, kept, created, cids}
 `)
 
+// touchScript settles, in one call for a whole batch, the writes that change nothing:
+// the common case of a resync, which would otherwise cost one upsertScript call per
+// entity (most of whose cost is the call itself, not the work).
+//
+// KEYS[1] routing key T:bpgen; KEYS[2] the fence key (only when ARGV[2] is not empty).
+//
+// ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] now ms; ARGV[4] blueprint generation
+// the caller validated against; then sextuples (blueprint, identifier, integration,
+// kind, fetched-at µs, contentHash of the write's fields), each for a write
+// upsertScript would take its fast unchanged path for (no required field left to a
+// merge).
+//
+// For each write whose entity exists with that hash, owner and kind and was fetched
+// no later than this write, it does what upsertScript's unchanged path does: the
+// ownership index gets now, _fetched the newer fetch time. Such a write is settled
+// (Unchanged); every other one is left for upsertScript, which decides it fully.
+//
+// Returns {"fenced"}, {"bpstale"} or {"ok", {1|0, ...}} (1: settled), one flag per write.
+var touchScript = redis.NewScript(`
+local T = ARGV[1]
+if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'fenced'} end
+if (redis.call('GET', T .. ':bpgen') or '0') ~= ARGV[4] then return {'bpstale'} end
+local US = '\31'
+local now = ARGV[3]
+local out = {}
+for i = 5, #ARGV, 6 do
+  local bp, id, owner, kind, fetched, h = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local member = bp .. US .. id
+  local ek = T .. ':e:' .. member
+  local m = redis.call('HMGET', ek, '_fetched', '_hash', '_owner', '_kind')
+  local old = tonumber(m[1] or '')
+  local f = tonumber(fetched)
+  if old and m[2] == h and m[3] == owner and m[4] == kind and f >= old then
+    redis.call('ZADD', T .. ':own:' .. owner .. US .. kind, now, member)
+    if f > old then redis.call('HSET', ek, '_fetched', fetched) end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return {'ok', out}
+`)
+
 // deleteScript deletes entities atomically, keeping the reverse index exact and
 // never leaving a required relation pointing at a deleted entity.
 //

@@ -85,7 +85,27 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 			p.index = i
 			outcomes[i] = Outcome{Warnings: p.warnings}
 			preps = append(preps, p)
+		}
+		if attempt == 0 {
+			settled, err := c.touch(ctx, t, fenceKey, token, now, bc.gen, preps)
+			if err != nil {
+				return nil, fmt.Errorf("catalog: tenant %q: settling unchanged writes: %w", tenant, err)
+			}
+			kept := preps[:0]
+			for k, p := range preps {
+				if settled[k] {
+					outcomes[p.index].Status = Unchanged
+				} else {
+					kept = append(kept, p)
+				}
+			}
+			preps = kept
+		}
+		for _, p := range preps {
 			calls = append(calls, p.call(t, fenceKey, token, now, bc.gen, c.outboxMax))
+		}
+		if len(calls) == 0 {
+			return outcomes, nil
 		}
 		sent = true
 		results, err := c.runPipeline(ctx, upsertScript, calls, tenant)
@@ -124,6 +144,86 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 	}
 }
 
+// touchChunk is how many writes one touchScript call checks.
+const touchChunk = 1000
+
+// touchBackoff is how many Upsert calls skip touch after one in which it settled
+// less than a quarter of the writes: a batch of new or changed entities would pay
+// for the check and gain nothing, so a run of such batches is probed now and then.
+const touchBackoff = 8
+
+// touch settles the writes that change nothing with touchScript, a call per
+// touchChunk writes instead of an upsertScript call each, and reports which it
+// settled. Only writes upsertScript would answer on its fast unchanged path are
+// sent. A fenced or stale-blueprint answer settles nothing: upsertScript then
+// reports it properly.
+func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time.Time, gen string, preps []*prepared) ([]bool, error) {
+	settled := make([]bool, len(preps))
+	if c.touchSkip.Load() > 0 {
+		c.touchSkip.Add(-1)
+		return settled, nil
+	}
+	var idx []int
+	for k, p := range preps {
+		if p.err == nil && len(p.required) == 0 {
+			idx = append(idx, k)
+		}
+	}
+	if len(idx) == 0 {
+		return settled, nil
+	}
+	keys := []string{t + ":bpgen"}
+	if token != "" {
+		keys = append(keys, fenceKey)
+	}
+	nowMS := strconv.FormatInt(now.UnixMilli(), 10)
+	pipe := c.rdb.Pipeline()
+	var cmds []*redis.Cmd
+	for chunk := range slices.Chunk(idx, touchChunk) {
+		args := make([]any, 0, 4+6*len(chunk))
+		args = append(args, t, token, nowMS, gen)
+		for _, k := range chunk {
+			p := preps[k]
+			args = append(args, p.w.Entity.Blueprint, p.w.Entity.Identifier, p.w.Integration, p.w.Kind,
+				strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10), p.hash())
+		}
+		cmds = append(cmds, touchScript.EvalSha(ctx, pipe, keys, args...))
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	hits := 0
+	for n, cmd := range cmds {
+		chunk := idx[n*touchChunk : min((n+1)*touchChunk, len(idx))]
+		res, err := cmd.Result()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			res, err = touchScript.Run(ctx, c.rdb, keys, cmd.Args()[3+len(keys):]...).Result()
+		}
+		if err != nil {
+			return nil, err
+		}
+		reply, _ := res.([]any)
+		if len(reply) == 0 {
+			return nil, fmt.Errorf("unexpected touch reply %v", res)
+		}
+		if status, _ := reply[0].(string); status != "ok" {
+			return settled, nil // fenced or bpstale: upsertScript answers each write
+		}
+		flags, _ := reply[1].([]any)
+		if len(flags) != len(chunk) {
+			return nil, fmt.Errorf("unexpected touch reply %v", res)
+		}
+		for j, f := range flags {
+			if v, _ := f.(int64); v == 1 {
+				settled[chunk[j]] = true
+				hits++
+			}
+		}
+	}
+	if hits*4 < len(preps) {
+		c.touchSkip.Store(touchBackoff)
+	}
+	return settled, nil
+}
+
 // prepared is one write validated and encoded for upsertScript.
 type prepared struct {
 	index    int
@@ -132,9 +232,10 @@ type prepared struct {
 	warnings []string
 	err      error
 
-	fields   []string // content field, value, ... this write sets
-	rels     []string // relation name, target blueprint, required, ...
-	required []string // content fields that must be set after a merge
+	fields      []string // content field, value, ... this write sets
+	rels        []string // relation name, target blueprint, required, ...
+	required    []string // content fields that must be set after a merge
+	contentHash string   // see hash
 	// What the write sets, as Go values, for the Change's entity.
 	props     map[string]any
 	relations map[string]any
@@ -303,7 +404,7 @@ func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, ou
 	args := make([]any, 0, 18+len(p.fields)+len(p.rels)+len(p.required))
 	args = append(args, t, token, e.Blueprint, e.Identifier, p.w.Integration, p.w.Kind,
 		strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10), strconv.FormatInt(now.UnixMilli(), 10),
-		flag(p.w.Merge), flag(p.w.CreateMissing), gen, contentHash(p.fields), flag(len(p.required) == 0),
+		flag(p.w.Merge), flag(p.w.CreateMissing), gen, p.hash(), flag(len(p.required) == 0),
 		newChangeID(), outboxMax, len(p.fields)/2)
 	for _, s := range p.fields {
 		args = append(args, s)
@@ -317,6 +418,14 @@ func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, ou
 		args = append(args, s)
 	}
 	return scriptCall{keys: keys, args: args}
+}
+
+// hash is contentHash of the fields the write sets, computed once.
+func (p *prepared) hash() string {
+	if p.contentHash == "" {
+		p.contentHash = contentHash(p.fields)
+	}
+	return p.contentHash
 }
 
 // outcome fills o from the script's reply. It returns stale when the blueprints
