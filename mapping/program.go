@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/itchyny/gojq"
 )
@@ -15,6 +16,11 @@ type Program struct {
 	opts      Options
 	env       *jqEnv
 	guard     *memoryGuard
+	// batches and mappers outlive a Run: a caller that runs the program once per
+	// page (a sync does) would otherwise allocate and zero a megabyte batch
+	// buffer, and each worker's Mapper, per page.
+	batches sync.Pool // *batch
+	mappers sync.Pool // *Mapper
 }
 
 // ResourceProgram evaluates one resource of the config.

@@ -97,7 +97,11 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := NewMapper()
+			m, _ := p.mappers.Get().(*Mapper)
+			if m == nil {
+				m = NewMapper()
+			}
+			defer p.mappers.Put(m)
 			for b := range work {
 				p.mapBatch(ctx, m, b, opts)
 				close(b.done)
@@ -125,9 +129,19 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 		select {
 		case free <- b:
 		default:
+			p.batches.Put(b)
 		}
 	}
 	wg.Wait()
+	for {
+		select {
+		case b := <-free:
+			p.batches.Put(b)
+			continue
+		default:
+		}
+		break
+	}
 	if err != nil {
 		return err
 	}
@@ -137,14 +151,14 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 // read fills batches from src and hands each to send.
 func (p *Program) read(ctx context.Context, src Source, recoverable func(error) bool, free chan *batch, send func(*batch) bool) error {
 	next := 0
-	b := newBatch(next, free)
+	b := p.newBatch(next, free)
 	flush := func() bool {
 		if len(b.ends) == 0 {
 			return true
 		}
 		ok := send(b)
 		next += len(b.ends)
-		b = newBatch(next, free)
+		b = p.newBatch(next, free)
 		return ok
 	}
 	for {
@@ -177,15 +191,19 @@ func (p *Program) read(ctx context.Context, src Source, recoverable func(error) 
 	}
 }
 
-// newBatch takes a recycled batch, or makes one.
-func newBatch(first int, free chan *batch) *batch {
+// newBatch takes a batch recycled by this Run or an earlier one, or makes one.
+func (p *Program) newBatch(first int, free chan *batch) *batch {
+	var b *batch
 	select {
-	case b := <-free:
-		b.first, b.data, b.ends, b.errs, b.done = first, b.data[:0], b.ends[:0], nil, make(chan struct{})
-		return b
+	case b = <-free:
 	default:
+		b, _ = p.batches.Get().(*batch)
+	}
+	if b == nil {
 		return &batch{first: first, data: make([]byte, 0, batchBytes+batchBytes/4), ends: make([]int, 0, batchItems), done: make(chan struct{})}
 	}
+	b.first, b.data, b.ends, b.errs, b.done = first, b.data[:0], b.ends[:0], nil, make(chan struct{})
+	return b
 }
 
 func (p *Program) mapBatch(ctx context.Context, m *Mapper, b *batch, opts RunOptions) {
