@@ -190,6 +190,8 @@ type runner struct {
 	// waiting holds writes whose relation targets did not exist yet (with
 	// createMissingRelatedEntities false); they are tried again at the end of the run.
 	waiting []pendingWrite
+	// pending is the batch being written in the background, if any (writeBehind).
+	pending *inflight
 }
 
 type pendingWrite struct {
@@ -353,25 +355,35 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 			})
 	}()
 	counts := r.rec.Kind(kind)
+	// The last batch may still be in the background (writeBehind): its outcomes are
+	// recorded before the kind counts as done, or as failed.
+	stop := func(err error) error {
+		cancel()
+		for range pages {
+		}
+		if derr := r.drain(); derr != nil {
+			r.log.Warn("writing the last batch of a stopped kind", zap.String("kind", kind), zap.Error(derr))
+		}
+		return err
+	}
 	for page := range pages {
 		if err := r.checkStop(); err != nil {
-			cancel()
-			for range pages {
-			}
-			return err
+			return stop(err)
 		}
 		counts.Fetched += len(page.Items)
 		start := time.Now()
 		if err := r.mapAndWrite(resources, kind, page.Items, page.FetchedAt, r.fence); err != nil {
-			cancel()
-			for range pages {
-			}
-			return &writeError{err}
+			return stop(&writeError{err})
 		}
 		if err := r.w.Runs.Put(r.ctx, r.rec); err != nil {
 			r.log.Warn("saving run progress", zap.Error(err))
 		}
-		r.log.Debug("page written", zap.String("kind", kind), zap.Int("items", len(page.Items)), zap.Duration("took", time.Since(start)))
+		r.log.Debug("page mapped", zap.String("kind", kind), zap.Int("items", len(page.Items)), zap.Duration("took", time.Since(start)))
+	}
+	if err := r.drain(); err != nil {
+		cancel()
+		<-fetchErr
+		return &writeError{err}
 	}
 	return <-fetchErr
 }

@@ -39,8 +39,8 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 		if len(batch) == 0 {
 			return nil
 		}
-		err := r.write(kind, batch)
-		batch = batch[:0]
+		err := r.writeBehind(kind, batch)
+		batch = make([]catalog.Write, 0, r.w.cfg.BatchSize) // the last one is being written
 		return err
 	}
 	err := r.prog.Run(r.ctx, &items{list: raw}, mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
@@ -79,12 +79,62 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 	return flush()
 }
 
+// inflight is a batch being written in the background (see writeBehind).
+type inflight struct {
+	kind     string
+	batch    []catalog.Write
+	done     chan struct{}
+	outcomes []catalog.Outcome
+	err      error
+}
+
+// writeBehind starts writing a batch in the background, after recording the outcome
+// of the one before, so that Redis works on one batch while the next is mapped:
+// sequential, the two cores took turns. Only the catalog call runs in the background;
+// outcomes are recorded by the runner's own goroutine, in order. Whoever ends a
+// sequence of writes calls drain.
+func (r *runner) writeBehind(kind string, batch []catalog.Write) error {
+	if err := r.drain(); err != nil {
+		return err
+	}
+	f := &inflight{kind: kind, batch: batch, done: make(chan struct{})}
+	r.pending = f
+	go func() {
+		defer close(f.done)
+		f.outcomes, f.err = r.w.Catalog.Upsert(r.ctx, r.in.Tenant, r.fence, f.batch)
+	}()
+	return nil
+}
+
+// drain waits for the batch being written, if any, and records its outcomes.
+func (r *runner) drain() error {
+	f := r.pending
+	if f == nil {
+		return nil
+	}
+	r.pending = nil
+	<-f.done
+	if f.err != nil {
+		return fmt.Errorf("writing %d entities of kind %s: %w", len(f.batch), f.kind, f.err)
+	}
+	return r.record(f.kind, f.batch, f.outcomes)
+}
+
 // write upserts a batch and records the outcomes.
 func (r *runner) write(kind string, batch []catalog.Write) error {
+	if err := r.drain(); err != nil {
+		return err
+	}
 	outcomes, err := r.w.Catalog.Upsert(r.ctx, r.in.Tenant, r.fence, batch)
 	if err != nil {
 		return fmt.Errorf("writing %d entities of kind %s: %w", len(batch), kind, err)
 	}
+	return r.record(kind, batch, outcomes)
+}
+
+// record counts a written batch's outcomes, keeps the entities that wait for
+// relation targets, and publishes the changes.
+func (r *runner) record(kind string, batch []catalog.Write, outcomes []catalog.Outcome) error {
 	counts := r.rec.Kind(kind)
 	var changes []catalog.Change
 	for i, o := range outcomes {
@@ -258,7 +308,11 @@ func (w *Worker) live(ctx context.Context, env queue.Envelope, in *integration.I
 	for i, it := range data.Upsert {
 		upserts[i] = it
 	}
-	if err := r.mapAndWrite(resources, data.Kind, upserts, env.Time, nil); err != nil {
+	err = r.mapAndWrite(resources, data.Kind, upserts, env.Time, nil)
+	if derr := r.drain(); err == nil {
+		err = derr
+	}
+	if err != nil {
 		return err
 	}
 	r.retryWaiting()
