@@ -429,10 +429,10 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatal("the dashboard has no title, uid or panels")
 	}
 	known := map[string]bool{}
-	for _, n := range append(slices.Clone(metrics.Names), apiMetrics...) {
+	for _, n := range slices.Concat(metrics.Names, metrics.SourceNames, metrics.ConsumerNames, apiMetrics) {
 		known[n] = true
 	}
-	histograms := map[string]bool{metrics.RunDurationSeconds: true, "configsync_api_request_duration_seconds": true}
+	histograms := map[string]bool{metrics.RunDurationSeconds: true, metrics.SourceRequestDurationSeconds: true, "configsync_api_request_duration_seconds": true}
 	used := map[string]bool{}
 	name := regexp.MustCompile(`configsync_[a-z_]+`)
 	for _, p := range dash.Panels {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/configsync/configsync/api"
@@ -89,6 +90,16 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	defer st.close()
 
 	w := newWorker(st, "dev", 30*time.Second, mapping.DefaultItemTimeout, env, log)
+	// The worker's metrics (runs, source requests, consumer lag) on a port of their
+	// own, as `configsync worker --health-addr` serves them.
+	reg := prometheus.NewRegistry()
+	instrumentWorker(reg, w, st, *allowPrivate)
+	msrv, maddr, err := serveWorkerHealth("127.0.0.1:0", reg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = msrv.Close() }()
+	log.Info("worker metrics", zap.String("url", "http://"+maddr+"/metrics"))
 	workerDone := make(chan error, 1)
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer func() { stopWorker(); <-workerDone }()

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/configsync/configsync/mapping"
-	"github.com/configsync/configsync/metrics"
 	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/worker"
 )
@@ -70,7 +69,7 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if ws.healthAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		w.Metrics = metrics.New(reg)
+		instrumentWorker(reg, w, st, ws.httpAllowPrivate)
 		srv, addr, err := serveWorkerHealth(ws.healthAddr, reg)
 		if err != nil {
 			return err

@@ -160,6 +160,12 @@ type Options struct {
 	// MaxDiscoveredValues bounds the values of one path parameter's discovery
 	// (default DefaultMaxDiscoveredValues).
 	MaxDiscoveredValues int
+	// Observe, when set, is called once for every request the source sends
+	// (retries, token requests and each redirect hop included), when its response
+	// headers arrived or it failed, so that the deployment can measure the tools'
+	// latency and errors (metrics.Source does). status is 0 when err is not nil.
+	// It must be quick and safe for concurrent use. See observe.go.
+	Observe ObserveFunc
 
 	// publicForTest, when set, declares addresses public for the dial policy,
 	// so tests on 127.0.0.1 can play an outside server.

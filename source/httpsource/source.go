@@ -253,7 +253,7 @@ func (s *httpSource) newClient(verifyTLS bool, conc int) *http.Client {
 		}
 	}
 	return &http.Client{
-		Transport: rt,
+		Transport: observed(rt, s.opts.Observe),
 		Timeout:   s.timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxRedirects {
