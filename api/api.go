@@ -379,7 +379,17 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request, _ *call) error {
 	if s.d.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 		defer cancel()
-		if err := s.d.Ready(ctx); err != nil {
+		// The check may not honour ctx (a Redis client without
+		// ContextTimeoutEnabled waits out its own timeouts): the bound is kept here.
+		res := make(chan error, 1)
+		go func() { res <- s.d.Ready(ctx) }()
+		var err error
+		select {
+		case err = <-res:
+		case <-ctx.Done():
+			err = fmt.Errorf("readiness check: %w", ctx.Err())
+		}
+		if err != nil {
 			s.log.Warn("not ready", zap.Error(err))
 			return &apiError{p: newProblem(http.StatusServiceUnavailable, "unavailable", "not ready: NATS or Redis is unreachable"), cause: err}
 		}

@@ -2,11 +2,17 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"syscall"
 
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -104,10 +110,16 @@ func errUnavailable(detail string, cause error) error {
 }
 
 // fail answers err as a problem. Errors that are not *apiError are internal: the
-// client sees a generic 500 and the log gets the cause.
+// client sees a generic 500 and the log gets the cause; except a backing service
+// being unreachable (Redis or NATS down, timed out), which is a 503 "unavailable" the
+// client may retry.
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
+	case unreachable(err):
+		ae = &apiError{p: newProblem(http.StatusServiceUnavailable, "unavailable", "a backing service (Redis or NATS) is unreachable; retry"), cause: err}
+	default:
 		ae = &apiError{p: newProblem(http.StatusInternalServerError, "internal", "internal error; the server log has the cause"), cause: err}
 	}
 	if ae.p.Status >= 500 {
@@ -118,6 +130,20 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="configsync"`)
 	}
 	s.writeProblem(w, r, ae.p)
+}
+
+// unreachable reports whether err is a backing service (Redis, NATS) being away rather
+// than a fault of the server: a network error (refused, reset, timed out), a
+// connection closed under a command, a connection pool that gave none in time, a
+// closed client, or a deadline. The stores wrap their client's errors with %w.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrConnectionClosed)
 }
 
 // problemBody encodes p for the request r.
