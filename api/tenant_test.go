@@ -33,9 +33,7 @@ func (e *env) routeBody(rt route) any {
 // blueprint under /blueprints/.
 func fill(path string, vals map[string]string) string {
 	out := path
-	if strings.Contains(out, "/blueprints/{id}") {
-		out = strings.Replace(out, "/blueprints/{id}", "/blueprints/"+vals["blueprint"], 1)
-	}
+	out = strings.Replace(out, "/blueprints/{id}", "/blueprints/"+vals["blueprint"], 1)
 	for k, v := range vals {
 		out = strings.ReplaceAll(out, "{"+k+"...}", v)
 		out = strings.ReplaceAll(out, "{"+k+"}", v)

@@ -168,7 +168,7 @@ func unquote(raw []byte) (string, error) {
 // parseNumber converts a JSON number the way gojq does: integers to int, or to
 // *big.Int when they do not fit; anything else to float64.
 func parseNumber(raw []byte) (any, error) {
-	if bytes.IndexAny(raw, ".eE") < 0 {
+	if !bytes.ContainsAny(raw, ".eE") {
 		if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil && i >= math.MinInt && i <= math.MaxInt {
 			return int(i), nil
 		}

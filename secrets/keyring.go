@@ -112,7 +112,7 @@ func ParseKeyring(single, list string) (*Keyring, error) {
 		}
 	}
 	if len(k.ids) == 0 {
-		return nil, errors.New("CONFIGSYNC_ENCRYPTION_KEYS holds no key: want id:key,...")
+		return nil, errors.New("CONFIGSYNC_ENCRYPTION_KEYS holds no key: want id:key[,id:key]")
 	}
 	return k, nil
 }

@@ -136,7 +136,7 @@ func TestCrossOriginRedirectDropsCredentials(t *testing.T) {
 			http.Redirect(w, r, "/final", http.StatusFound)
 		case "/final":
 			if r.Header.Get("X-Api-Key") != "key-123456" {
-				http.Error(w, "key lost on a same-origin redirect", 401)
+				http.Error(w, "key lost on a same-origin redirect", http.StatusUnauthorized)
 				return
 			}
 			writeJSON(w, idItems("f", 0, 1))

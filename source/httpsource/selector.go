@@ -310,7 +310,7 @@ func joinURL(base *url.URL, path string, extra url.Values) (*url.URL, error) {
 	}
 	for seg := range strings.SplitSeq(rel, "/") {
 		if seg == ".." || strings.EqualFold(seg, "%2e%2e") {
-			return nil, errors.New("a path may not climb out of baseUrl's path with ..")
+			return nil, errors.New("a path may not climb out of baseUrl's path with \"..\"")
 		}
 	}
 	if !strings.HasPrefix(rel, "/") {
