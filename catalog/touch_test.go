@@ -7,7 +7,6 @@ import (
 	"time"
 )
 
-
 // TestUnchangedWritesSettleInOneCall: a batch that changes nothing is settled by one
 // touchScript call per touchChunk writes, with upsertScript's bookkeeping (ownership
 // index refreshed to now, _fetched moved forward); the writes that do change something,
