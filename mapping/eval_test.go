@@ -222,6 +222,32 @@ func TestMapItem(t *testing.T) {
 			item:   `{"id": "a", "name": "A"}`,
 			issues: []string{"properties.loop: item skipped: item took longer than 50ms"},
 		},
+		{
+			name:   "an endless generator stops the item at its time limit",
+			config: oneMapping("'true'", "", basic+"          properties:\n            gen: 'last(repeat(.))'\n"),
+			opts:   Options{ItemTimeout: 50 * time.Millisecond},
+			item:   `{"id": "a", "name": "A"}`,
+			issues: []string{"properties.gen: item skipped: item took longer than 50ms"},
+		},
+		{
+			name:   "a 10 MB string is mapped, and repeating it is stopped by the size limit",
+			config: oneMapping("'true'", "", basic+"          properties:\n            n: '.blob | length'\n            big: '.blob * 1000'\n"),
+			item:   `{"id": "a", "name": "A", "blob": "` + strings.Repeat("x", 10<<20) + `"}`,
+			want:   []string{`{"identifier":"a","title":"A","blueprint":"svc","properties":{"n":10485760,"big":null},"relations":{}}`},
+			issues: []string{"properties.big: string repetition of 10485760 bytes × 1000 exceeds the limit"},
+		},
+		{
+			name:   "nesting within the depth limit is mapped",
+			config: oneMapping("'true'", "", basic+"          properties:\n            depth: '[.deep | paths] | length'\n"),
+			item:   `{"id": "a", "name": "A", "deep": ` + strings.Repeat("[", 500) + strings.Repeat("]", 500) + `}`,
+			want:   []string{`{"identifier":"a","title":"A","blueprint":"svc","properties":{"depth":499},"relations":{}}`},
+		},
+		{
+			name:   "nesting past the depth limit is an item error",
+			config: oneMapping("'true'", "", basic+"          properties:\n            depth: '[.deep | paths] | length'\n"),
+			item:   `{"id": "a", "name": "A", "deep": ` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`,
+			issues: []string{"item skipped: invalid JSON: nested deeper than 512 levels"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
