@@ -579,9 +579,13 @@ func TestFaultRedisOutage(t *testing.T) {
 		t.Errorf("%d events in the stream at the end of the outage, want 3 (none acked)", n)
 	}
 	failedAttempts := 0
+	var longest time.Duration
 	for _, le := range logs.All() {
 		if le.Message == "event failed; retrying" {
 			failedAttempts++
+			if d, ok := le.ContextMap()["in"].(time.Duration); ok {
+				longest = max(longest, d)
+			}
 		}
 	}
 	// It backs off rather than spin: with RetryInitial 100 ms (jitter 20%) and no
@@ -590,6 +594,12 @@ func TestFaultRedisOutage(t *testing.T) {
 	if limit := 3*int(time.Since(down)/(80*time.Millisecond)) + 6; failedAttempts == 0 || failedAttempts > limit {
 		t.Errorf("%d failed attempts while Redis was away, want 1..%d", failedAttempts, limit)
 	}
+	// And the back-off grows with the deliveries, towards RetryMax (1 s), though the
+	// attempt count in Redis cannot be read.
+	if longest < 500*time.Millisecond {
+		t.Errorf("longest retry delay during the outage %v, want it grown past 500ms towards RetryMax", longest)
+	}
+	t.Logf("%d failed attempts during the outage, longest retry delay %v", failedAttempts, longest)
 	proxy.Restore()
 	outage := time.Since(down)
 	restored := time.Now()

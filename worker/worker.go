@@ -192,9 +192,15 @@ func (w *Worker) Handle(ctx context.Context, d *queue.Delivery) {
 			w.Redis.Del(context.WithoutCancel(ctx), w.attemptsKey(env))
 			return
 		}
-		// Without a count (Redis away), back off as for a first failure rather than
-		// redeliver at once.
-		delay := w.retryDelay(max(1, int(attempts)))
+		// Without a count (Redis away, which is then most likely the failure), back off
+		// by JetStream's delivery count, so that the retries of an outage slow down
+		// to RetryMax instead of hammering at RetryInitial; nothing is dead-lettered
+		// on that count, since it also holds deliveries that waited for a lease.
+		n := int(attempts)
+		if aerr != nil {
+			n = int(d.NumDelivered)
+		}
+		delay := w.retryDelay(min(max(1, n), 64))
 		log.Warn("event failed; retrying", zap.Error(err), zap.Int64("attempt", attempts), zap.Duration("in", delay))
 		_ = d.NakWithDelay(delay)
 	}
