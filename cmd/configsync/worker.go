@@ -77,12 +77,12 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 		defer func() { _ = srv.Close() }()
 		log.Info("worker health and metrics", zap.String("addr", addr))
 	}
-	err = w.Run(ctx)
-	if errors.Is(err, context.Canceled) {
-		log.Info("worker stopped")
-		return nil
+	// Run ends with nil or context.Canceled when the signal stopped it.
+	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
 	}
-	return err
+	log.Info("worker stopped")
+	return nil
 }
 
 func newWorker(st *stack, id string, leaseTTL, itemTimeout time.Duration, env *environment, log *zap.Logger) *worker.Worker {
