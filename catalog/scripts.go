@@ -266,7 +266,9 @@ if exists and ARGV[13] == '1' and meta[3] == ARGV[12] and meta[4] == owner and m
   return {'unchanged'}
 end
 
-local old = toMap(redis.call('HGETALL', ek))
+-- A create has nothing to read (HMGET said so): one call less.
+local old = {}
+if exists then old = toMap(redis.call('HGETALL', ek)) end
 
 local new, set = {}, {}
 if exists and merge then
