@@ -26,6 +26,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	configPath := fs.String("config", "../shared/compat/ocean-integrations/github/port-app-config.yml", "config whose repository resource is synced (blueprints.json next to it is loaded)")
 	jqPath := fs.String("jq", "jq", "the jq CLI to compare with")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three resyncs to this file")
+	latencySamples := fs.Int("latency-samples", 9, "patch-to-run-start latencies to measure (each is an unchanged resync)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath,
+	res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath, LatencySamples: *latencySamples,
 		Progress: func(s string) { fmt.Fprintf(env.stderr, "  … %s\n", s) }})
 	if res != nil {
 		for _, p := range res.Phases {
