@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // newFlags returns a flag set that reports mistakes as usage errors instead of exiting.
@@ -26,6 +28,24 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &usageError{"unexpected arguments: " + strings.Join(fs.Args(), " ")}
 	}
 	return nil
+}
+
+// envDuration declares a duration flag whose default an environment variable may set,
+// so that every setting of a service role can come from its environment (containers,
+// Kubernetes). The returned check reports a variable that is not a duration; call it
+// after parsing.
+func envDuration(fs *flag.FlagSet, env *environment, p *time.Duration, name, key string, def time.Duration, usage string) (check func() error) {
+	var bad error
+	if v, ok := env.lookup(key); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			bad = &usageError{fmt.Sprintf("%s=%q is not a duration (such as 30s or 1m)", key, v)}
+		} else {
+			def = d
+		}
+	}
+	fs.DurationVar(p, name, def, usage+" ("+key+")")
+	return func() error { return bad }
 }
 
 // listFlag is a comma-separated, repeatable flag.

@@ -15,8 +15,12 @@ func runScheduler(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags("scheduler", env.stderr)
 	var conn connFlags
 	conn.registerService(fs, env)
-	tick := fs.Duration("tick", 15*time.Second, "how often to look for due integrations")
+	var tick time.Duration
+	checkTick := envDuration(fs, env, &tick, "tick", "CONFIGSYNC_SCHEDULER_TICK", 15*time.Second, "how often to look for due integrations")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkTick(); err != nil {
 		return err
 	}
 	st, err := openService(ctx, env, stackOptions{conn: conn, queue: queue.Options{}})
@@ -24,7 +28,7 @@ func runScheduler(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer st.close()
-	err = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, st.log, nil).Run(ctx, *tick)
+	err = scheduler.New(st.rdb, st.prefix, st.integrations, st.q, st.log, nil).Run(ctx, tick)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -27,6 +27,8 @@ type workerSettings struct {
 	ackWait, leaseTTL, itemTimeout time.Duration
 	httpAllowPrivate               bool
 	healthAddr                     string
+	// envChecks report environment variables that could not be read (envDuration).
+	envChecks []func() error
 }
 
 // workerFlags declares the worker's flags; docker-compose.yml's test checks its
@@ -37,12 +39,13 @@ func workerFlags(env *environment) (*flag.FlagSet, *workerSettings) {
 	s.conn.registerService(fs, env)
 	fs.Var(&s.roots, "file-roots", "directories file sources may read under (comma-separated; CONFIGSYNC_FILE_ROOTS)")
 	fs.StringVar(&s.id, "id", env.envOr("CONFIGSYNC_WORKER_ID", ""), "worker id in run records and logs (CONFIGSYNC_WORKER_ID; default random)")
-	fs.DurationVar(&s.ackWait, "ack-wait", 30*time.Second, "JetStream AckWait: how long an event waits for a heartbeat before redelivery (at most 30s)")
-	fs.DurationVar(&s.leaseTTL, "lease-ttl", 30*time.Second, "how long a run's lease lasts without renewal (at most 30s)")
-	fs.DurationVar(&s.itemTimeout, "item-timeout", mapping.DefaultItemTimeout, "time limit for mapping one item")
+	s.envChecks = append(s.envChecks,
+		envDuration(fs, env, &s.ackWait, "ack-wait", "CONFIGSYNC_ACK_WAIT", 30*time.Second, "JetStream AckWait: how long an event waits for a heartbeat before redelivery (at most 30s)"),
+		envDuration(fs, env, &s.leaseTTL, "lease-ttl", "CONFIGSYNC_LEASE_TTL", 30*time.Second, "how long a run's lease lasts without renewal (at most 30s)"),
+		envDuration(fs, env, &s.itemTimeout, "item-timeout", "CONFIGSYNC_ITEM_TIMEOUT", mapping.DefaultItemTimeout, "time limit for mapping one item"))
 	fs.BoolVar(&s.httpAllowPrivate, "http-allow-private", env.envOr("CONFIGSYNC_HTTP_ALLOW_PRIVATE", "") == "true",
 		"let http sources reach loopback, link-local and private addresses (CONFIGSYNC_HTTP_ALLOW_PRIVATE=true)")
-	fs.StringVar(&s.healthAddr, "health-addr", "", "address serving /healthz and /metrics (Prometheus), e.g. :9090 (default: none)")
+	fs.StringVar(&s.healthAddr, "health-addr", env.envOr("CONFIGSYNC_HEALTH_ADDR", ""), "address serving /healthz and /metrics (Prometheus), e.g. :9090 (CONFIGSYNC_HEALTH_ADDR; default: none)")
 	return fs, s
 }
 
@@ -51,6 +54,11 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	fs, ws := workerFlags(env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	for _, check := range ws.envChecks {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	if v, ok := env.lookup("CONFIGSYNC_FILE_ROOTS"); ok && len(ws.roots) == 0 {
 		_ = ws.roots.Set(v)
