@@ -206,7 +206,9 @@ end
 // unchanged path (no required field left to the merge); ARGV[14] change identifier
 // seed (32 random hex digits); ARGV[15] outbox cap (OutboxLimit); ARGV[16] the
 // entity's change JSON without its times, as it will be stored when the merge keeps
-// no stored field (the script encodes it itself otherwise, or when empty); then nset, nset
+// no stored field (the script encodes it itself otherwise, or when empty); ARGV[17]
+// ARGV[8] as encoding/json writes the time (see jsonTime: formatting it in Lua cost 6%
+// of a create); then nset, nset
 // pairs (content field, value) this write sets; then nrel, nrel triples (relation
 // name, target blueprint, required "1"/"0") for the relations this write sets; then
 // nreq, nreq content fields that must be set and not null after the merge (required
@@ -274,7 +276,8 @@ local new, set = {}, {}
 if exists and merge then
   for k, v in pairs(old) do if not isMeta(k) then new[k] = v end end
 end
-local i = 17
+jsonTimes[now] = ARGV[17]
+local i = 18
 for _ = 1, tonumber(ARGV[i]) do
   new[ARGV[i + 1]] = ARGV[i + 2]; set[ARGV[i + 1]] = true
   i = i + 2

@@ -401,11 +401,11 @@ func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, ou
 	if p.err != nil {
 		return scriptCall{keys: keys, args: []any{t, token, "", "", "", "", "0", "0", "0", "0", gen}}
 	}
-	args := make([]any, 0, 19+len(p.fields)+len(p.rels)+len(p.required))
+	args := make([]any, 0, 20+len(p.fields)+len(p.rels)+len(p.required))
 	args = append(args, t, token, e.Blueprint, e.Identifier, p.w.Integration, p.w.Kind,
 		strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10), strconv.FormatInt(now.UnixMilli(), 10),
 		flag(p.w.Merge), flag(p.w.CreateMissing), gen, p.hash(), flag(len(p.required) == 0),
-		newChangeID(), outboxMax, p.changeHead(), len(p.fields)/2)
+		newChangeID(), outboxMax, p.changeHead(), jsonTimeOf(now), len(p.fields)/2)
 	for _, s := range p.fields {
 		args = append(args, s)
 	}
@@ -710,3 +710,10 @@ func refs(flat []string) []Ref {
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// jsonTimeOf is now's millisecond as encoding/json writes msTime of it, which the
+// scripts' jsonTime also writes (TestJSONTimeMatchesGo).
+func jsonTimeOf(now time.Time) string {
+	b, _ := json.Marshal(msTime(now.UnixMilli())) // a time in range always encodes
+	return string(b)
+}
