@@ -193,10 +193,17 @@ local function outboxAdd(key, seed, max, op, f, head)
 end
 `
 
-// upsertScript writes one entity, applying every rule that depends on stored state.
+// upsertScript writes entities, each atomically and applying every rule that depends on
+// stored state; several per call (upsertChunk), since the call itself cost a quarter of
+// a create.
 //
-// KEYS[1] the entity key T:e:<bp>US<id>; KEYS[2] the outbox T:outbox; KEYS[3] the fence
-// key (only when ARGV[2] is not empty).
+// KEYS[1] the first entity's key T:e:<bp>US<id> (it routes the call; every key of the
+// tenant is in its slot); KEYS[2] the outbox T:outbox; KEYS[3] the fence key (only
+// when the writes carry a fence token).
+//
+// ARGV is a sequence of frames, one per write: a count n, then the write's n
+// arguments, called ARGV[1..n] below. The reply is an array of one reply per frame,
+// each as described at the end.
 //
 // ARGV[1] T; ARGV[2] fence token or ""; ARGV[3] blueprint; ARGV[4] identifier;
 // ARGV[5] integration (new owner); ARGV[6] kind; ARGV[7] fetched-at µs; ARGV[8] now ms;
@@ -242,171 +249,182 @@ end
 // merge kept from the stored entity (those the caller does not know) and the change
 // identifiers are those of the barebones targets in order, then the entity's.
 var upsertScript = redis.NewScript(luaPrelude + `
-local T = ARGV[1]
-if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return {'fenced'} end
-if (redis.call('GET', T .. ':bpgen') or '0') ~= ARGV[11] then return {'bpstale'} end
-if ARGV[3] == '' then return {'checked'} end
-local bp, id, owner, kind = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local fetched, now = tonumber(ARGV[7]), ARGV[8]
-local merge, createMissing = ARGV[9] == '1', ARGV[10] == '1'
-local seed, outboxMax = ARGV[14], ARGV[15]
-local ek = KEYS[1]
-local member = bp .. US .. id
-local ownKey = T .. ':own:' .. owner .. US .. kind
+-- one writes one entity; A holds the arguments of its frame.
+local function one(A)
+  local T = A[1]
+  if A[2] ~= '' and redis.call('GET', KEYS[3]) ~= A[2] then return {'fenced'} end
+  if (redis.call('GET', T .. ':bpgen') or '0') ~= A[11] then return {'bpstale'} end
+  if A[3] == '' then return {'checked'} end
+  local bp, id, owner, kind = A[3], A[4], A[5], A[6]
+  local fetched, now = tonumber(A[7]), A[8]
+  local merge, createMissing = A[9] == '1', A[10] == '1'
+  local seed, outboxMax = A[14], A[15]
+  local ek = T .. ':e:' .. A[3] .. US .. A[4]
+  local member = bp .. US .. id
+  local ownKey = T .. ':own:' .. owner .. US .. kind
 
-local meta = redis.call('HMGET', ek, '_id', '_fetched', '_hash', '_owner', '_kind')
-local exists = meta[1] ~= false
-local oldFetched = tonumber(meta[2] or '0')
-if exists and fetched < oldFetched then return {'older'} end
--- A live delete of this integration's item at or after the fetch wins (see tombstones
--- in deleteScript): the run fetched the item before the tool deleted it.
-local tomb = redis.call('GET', T .. ':tomb:' .. owner .. US .. member)
-if tomb and fetched <= tonumber(tomb) then return {'older'} end
-if exists and ARGV[13] == '1' and meta[3] == ARGV[12] and meta[4] == owner and meta[5] == kind then
-  redis.call('ZADD', ownKey, now, member)
-  if fetched > oldFetched then redis.call('HSET', ek, '_fetched', ARGV[7]) end
-  return {'unchanged'}
-end
+  local meta = redis.call('HMGET', ek, '_id', '_fetched', '_hash', '_owner', '_kind')
+  local exists = meta[1] ~= false
+  local oldFetched = tonumber(meta[2] or '0')
+  if exists and fetched < oldFetched then return {'older'} end
+  -- A live delete of this integration's item at or after the fetch wins (see tombstones
+  -- in deleteScript): the run fetched the item before the tool deleted it.
+  local tomb = redis.call('GET', T .. ':tomb:' .. owner .. US .. member)
+  if tomb and fetched <= tonumber(tomb) then return {'older'} end
+  if exists and A[13] == '1' and meta[3] == A[12] and meta[4] == owner and meta[5] == kind then
+    redis.call('ZADD', ownKey, now, member)
+    if fetched > oldFetched then redis.call('HSET', ek, '_fetched', A[7]) end
+    return {'unchanged'}
+  end
 
--- A create has nothing to read (HMGET said so): one call less.
-local old = {}
-if exists then old = toMap(redis.call('HGETALL', ek)) end
+  -- A create has nothing to read (HMGET said so): one call less.
+  local old = {}
+  if exists then old = toMap(redis.call('HGETALL', ek)) end
 
-local new, set = {}, {}
-if exists and merge then
-  for k, v in pairs(old) do if not isMeta(k) then new[k] = v end end
-end
-jsonTimes[now] = ARGV[17]
-local i = 18
-for _ = 1, tonumber(ARGV[i]) do
-  new[ARGV[i + 1]] = ARGV[i + 2]; set[ARGV[i + 1]] = true
-  i = i + 2
-end
-i = i + 1
-local rels = {}
-for _ = 1, tonumber(ARGV[i]) do
-  rels[#rels + 1] = {ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}
-  i = i + 3
-end
-i = i + 1
-local invalid = {}
-for _ = 1, tonumber(ARGV[i]) do
-  local f = ARGV[i + 1]
-  local v = new[f]
-  if v == nil or v == 'null' or (string.sub(f, 1, 2) == 'r:' and (v == '-' or v == '[')) then
-    invalid[#invalid + 1] = f
+  local new, set = {}, {}
+  if exists and merge then
+    for k, v in pairs(old) do if not isMeta(k) then new[k] = v end end
+  end
+  jsonTimes[now] = A[17]
+  local i = 18
+  for _ = 1, tonumber(A[i]) do
+    new[A[i + 1]] = A[i + 2]; set[A[i + 1]] = true
+    i = i + 2
   end
   i = i + 1
-end
-if #invalid > 0 then return {'invalid', invalid} end
-
--- Relation targets: every identifier this write points at must exist.
-local missing, seen = {}, {}
-for _, r in ipairs(rels) do
-  for _, tid in ipairs(relIDs(new['r:' .. r[1]])) do
-    local tk = T .. ':e:' .. r[2] .. US .. tid
-    if tk ~= ek and not seen[tk] then
-      seen[tk] = true
-      if redis.call('EXISTS', tk) == 0 then missing[#missing + 1] = r[2]; missing[#missing + 1] = tid end
-    end
+  local rels = {}
+  for _ = 1, tonumber(A[i]) do
+    rels[#rels + 1] = {A[i + 1], A[i + 2], A[i + 3]}
+    i = i + 3
   end
-end
-if #missing > 0 and not createMissing then return {'missing', missing} end
-local cids = {}
-for j = 1, #missing, 2 do
-  local tbp, tid = missing[j], missing[j + 1]
-  redis.call('HSET', T .. ':e:' .. tbp .. US .. tid, '_bp', tbp, '_id', tid, '_created', now,
-    '_updated', now, '_fetched', '0', '_hash', EMPTY_HASH)
-  redis.call('ZADD', T .. ':ids:' .. tbp, 0, tid)
-  cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, 'created', {_bp = tbp, _id = tid, _created = now, _updated = now})
-end
+  i = i + 1
+  local invalid = {}
+  for _ = 1, tonumber(A[i]) do
+    local f = A[i + 1]
+    local v = new[f]
+    if v == nil or v == 'null' or (string.sub(f, 1, 2) == 'r:' and (v == '-' or v == '[')) then
+      invalid[#invalid + 1] = f
+    end
+    i = i + 1
+  end
+  if #invalid > 0 then return {'invalid', invalid} end
 
--- The caller's hash is the content's when the merge kept nothing of the stored entity.
-local h = ARGV[12]
-for k, _ in pairs(new) do
-  if not set[k] then h = contentHash(new); break end
-end
-if exists and old['_hash'] == h and old['_owner'] == owner and old['_kind'] == kind then
-  redis.call('ZADD', ownKey, now, member)
-  if fetched > oldFetched then redis.call('HSET', ek, '_fetched', ARGV[7]) end
-  if #missing > 0 then return {'unchanged', missing, cids} end
-  return {'unchanged'}
-end
-
--- Reverse index: diff each relation this write sets, and each one a replace drops.
-local function reindex(name, oldv, oldmeta, newv, newmeta)
-  local src = member .. US .. name .. US
-  local function each(ids, meta, cmd, skip)
-    local m = split(meta, US)
-    for _, tid in ipairs(ids) do
-      if not (skip and skip[tid]) then
-        redis.call(cmd, T .. ':rev:' .. m[1] .. US .. tid, src .. m[2])
+  -- Relation targets: every identifier this write points at must exist.
+  local missing, seen = {}, {}
+  for _, r in ipairs(rels) do
+    for _, tid in ipairs(relIDs(new['r:' .. r[1]])) do
+      local tk = T .. ':e:' .. r[2] .. US .. tid
+      if tk ~= ek and not seen[tk] then
+        seen[tk] = true
+        if redis.call('EXISTS', tk) == 0 then missing[#missing + 1] = r[2]; missing[#missing + 1] = tid end
       end
     end
   end
-  local oldIDs = oldmeta and relIDs(oldv) or {}
-  local newIDs = newmeta and relIDs(newv) or {}
-  if oldmeta and oldmeta == newmeta then
-    local o, n = {}, {}
-    for _, x in ipairs(oldIDs) do o[x] = true end
-    for _, x in ipairs(newIDs) do n[x] = true end
-    each(oldIDs, oldmeta, 'SREM', n)
-    each(newIDs, newmeta, 'SADD', o)
-  else
-    if oldmeta then each(oldIDs, oldmeta, 'SREM') end
-    if newmeta then each(newIDs, newmeta, 'SADD') end
+  if #missing > 0 and not createMissing then return {'missing', missing} end
+  local cids = {}
+  for j = 1, #missing, 2 do
+    local tbp, tid = missing[j], missing[j + 1]
+    redis.call('HSET', T .. ':e:' .. tbp .. US .. tid, '_bp', tbp, '_id', tid, '_created', now,
+      '_updated', now, '_fetched', '0', '_hash', EMPTY_HASH)
+    redis.call('ZADD', T .. ':ids:' .. tbp, 0, tid)
+    cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, 'created', {_bp = tbp, _id = tid, _created = now, _updated = now})
   end
-end
 
-local hs, del = {}, {}
-for _, r in ipairs(rels) do
-  local meta = r[2] .. US .. r[3]
-  reindex(r[1], old['r:' .. r[1]], old['_r:' .. r[1]], new['r:' .. r[1]], meta)
-  if old['_r:' .. r[1]] ~= meta then hs[#hs + 1] = '_r:' .. r[1]; hs[#hs + 1] = meta end
-end
-for k, v in pairs(old) do
-  if not isMeta(k) and new[k] == nil then
-    del[#del + 1] = k
-    if string.sub(k, 1, 2) == 'r:' then
-      local name = string.sub(k, 3)
-      reindex(name, v, old['_r:' .. name], nil, nil)
-      del[#del + 1] = '_r:' .. name
+  -- The caller's hash is the content's when the merge kept nothing of the stored entity.
+  local h = A[12]
+  for k, _ in pairs(new) do
+    if not set[k] then h = contentHash(new); break end
+  end
+  if exists and old['_hash'] == h and old['_owner'] == owner and old['_kind'] == kind then
+    redis.call('ZADD', ownKey, now, member)
+    if fetched > oldFetched then redis.call('HSET', ek, '_fetched', A[7]) end
+    if #missing > 0 then return {'unchanged', missing, cids} end
+    return {'unchanged'}
+  end
+
+  -- Reverse index: diff each relation this write sets, and each one a replace drops.
+  local function reindex(name, oldv, oldmeta, newv, newmeta)
+    local src = member .. US .. name .. US
+    local function each(ids, meta, cmd, skip)
+      local m = split(meta, US)
+      for _, tid in ipairs(ids) do
+        if not (skip and skip[tid]) then
+          redis.call(cmd, T .. ':rev:' .. m[1] .. US .. tid, src .. m[2])
+        end
+      end
+    end
+    local oldIDs = oldmeta and relIDs(oldv) or {}
+    local newIDs = newmeta and relIDs(newv) or {}
+    if oldmeta and oldmeta == newmeta then
+      local o, n = {}, {}
+      for _, x in ipairs(oldIDs) do o[x] = true end
+      for _, x in ipairs(newIDs) do n[x] = true end
+      each(oldIDs, oldmeta, 'SREM', n)
+      each(newIDs, newmeta, 'SADD', o)
+    else
+      if oldmeta then each(oldIDs, oldmeta, 'SREM') end
+      if newmeta then each(newIDs, newmeta, 'SADD') end
     end
   end
-end
-if #del > 0 then callChunked('HDEL', ek, del, 500) end
 
-local created = old['_created'] or now
-for k, v in pairs(new) do
-  if old[k] ~= v then hs[#hs + 1] = k; hs[#hs + 1] = v end
-end
-for _, kv in ipairs({{'_bp', bp}, {'_id', id}, {'_owner', owner}, {'_kind', kind}, {'_hash', h},
-    {'_updated', now}, {'_created', created}}) do
-  if old[kv[1]] ~= kv[2] then hs[#hs + 1] = kv[1]; hs[#hs + 1] = kv[2] end
-end
-if not exists or fetched > oldFetched then hs[#hs + 1] = '_fetched'; hs[#hs + 1] = ARGV[7] end
-callChunked('HSET', ek, hs, 500)
+  local hs, del = {}, {}
+  for _, r in ipairs(rels) do
+    local meta = r[2] .. US .. r[3]
+    reindex(r[1], old['r:' .. r[1]], old['_r:' .. r[1]], new['r:' .. r[1]], meta)
+    if old['_r:' .. r[1]] ~= meta then hs[#hs + 1] = '_r:' .. r[1]; hs[#hs + 1] = meta end
+  end
+  for k, v in pairs(old) do
+    if not isMeta(k) and new[k] == nil then
+      del[#del + 1] = k
+      if string.sub(k, 1, 2) == 'r:' then
+        local name = string.sub(k, 3)
+        reindex(name, v, old['_r:' .. name], nil, nil)
+        del[#del + 1] = '_r:' .. name
+      end
+    end
+  end
+  if #del > 0 then callChunked('HDEL', ek, del, 500) end
 
-if not exists then redis.call('ZADD', T .. ':ids:' .. bp, 0, id) end
-local oldOwner = old['_owner']
-if oldOwner and oldOwner ~= '' and (oldOwner ~= owner or old['_kind'] ~= kind) then
-  redis.call('ZREM', T .. ':own:' .. oldOwner .. US .. old['_kind'], member)
-end
-redis.call('ZADD', ownKey, now, member)
-redis.call('SADD', T .. ':kinds:' .. owner, kind)
+  local created = old['_created'] or now
+  for k, v in pairs(new) do
+    if old[k] ~= v then hs[#hs + 1] = k; hs[#hs + 1] = v end
+  end
+  for _, kv in ipairs({{'_bp', bp}, {'_id', id}, {'_owner', owner}, {'_kind', kind}, {'_hash', h},
+      {'_updated', now}, {'_created', created}}) do
+    if old[kv[1]] ~= kv[2] then hs[#hs + 1] = kv[1]; hs[#hs + 1] = kv[2] end
+  end
+  if not exists or fetched > oldFetched then hs[#hs + 1] = '_fetched'; hs[#hs + 1] = A[7] end
+  callChunked('HSET', ek, hs, 500)
 
-local kept = {}
-for k, v in pairs(new) do
-  if not set[k] then kept[#kept + 1] = k; kept[#kept + 1] = v end
+  if not exists then redis.call('ZADD', T .. ':ids:' .. bp, 0, id) end
+  local oldOwner = old['_owner']
+  if oldOwner and oldOwner ~= '' and (oldOwner ~= owner or old['_kind'] ~= kind) then
+    redis.call('ZREM', T .. ':own:' .. oldOwner .. US .. old['_kind'], member)
+  end
+  redis.call('ZADD', ownKey, now, member)
+  redis.call('SADD', T .. ':kinds:' .. owner, kind)
+
+  local kept = {}
+  for k, v in pairs(new) do
+    if not set[k] then kept[#kept + 1] = k; kept[#kept + 1] = v end
+  end
+  local status = 'updated'
+  if not exists then status = 'created' end
+  new['_bp'], new['_id'], new['_owner'], new['_kind'] = bp, id, owner, kind
+  new['_created'], new['_updated'] = created, now
+  local head = nil
+  if #kept == 0 and A[16] ~= '' then head = A[16] end
+  cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, status, new, head)
+  return {status, missing, kept, created, cids}
 end
-local status = 'updated'
-if not exists then status = 'created' end
-new['_bp'], new['_id'], new['_owner'], new['_kind'] = bp, id, owner, kind
-new['_created'], new['_updated'] = created, now
-local head = nil
-if #kept == 0 and ARGV[16] ~= '' then head = ARGV[16] end
-cids[#cids + 1] = outboxAdd(KEYS[2], seed, outboxMax, status, new, head)
-return {status, missing, kept, created, cids}
+
+local out, p = {}, 1
+while p <= #ARGV do
+  local n = tonumber(ARGV[p])
+  out[#out + 1] = one({unpack(ARGV, p + 1, p + n)})
+  p = p + n + 1
+end
+return out
 `)
 
 // touchScript settles, in one call for a whole batch, the writes that change nothing:
