@@ -102,8 +102,9 @@ const (
 
 // Config returns the benchmark's integration config: the corpus' repository resource,
 // read from the http source at /repos with page pagination, with
-// createMissingRelatedEntities (barebones organizations), as JSON.
-func Config(configPath string, pageSize int) ([]byte, error) {
+// createMissingRelatedEntities (barebones organizations), as JSON. maxPages leaves room
+// for items repositories (the http source's default stops at 10,000 pages).
+func Config(configPath string, pageSize, items int) ([]byte, error) {
 	if pageSize <= 0 {
 		pageSize = 100
 	}
@@ -132,7 +133,7 @@ func Config(configPath string, pageSize int) ([]byte, error) {
 	}
 	// includedFiles is a GitHub-integration selector the http source does not know.
 	repo["selector"] = map[string]any{"query": q, "path": "/repos",
-		"pagination": map[string]any{"type": "page", "pageSize": pageSize}}
+		"pagination": map[string]any{"type": "page", "pageSize": pageSize, "maxPages": max(10_000, items/pageSize+2)}}
 	out := map[string]any{
 		"deleteDependentEntities":      true,
 		"createMissingRelatedEntities": true,
@@ -246,7 +247,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			o.Progress(fmt.Sprintf(format, args...))
 		}
 	}
-	cfgDoc, err := Config(o.ConfigPath, o.PageSize)
+	cfgDoc, err := Config(o.ConfigPath, o.PageSize, o.Items)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/configsync/configsync/benchmark"
@@ -27,6 +29,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	jqPath := fs.String("jq", "jq", "the jq CLI to compare with")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three resyncs to this file")
 	latencySamples := fs.Int("latency-samples", 9, "patch-to-run-start latencies to measure (each is an unchanged resync)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the full resync ends (what it left in memory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,7 +37,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("the jq CLI is the baseline and was not found (apt-get install jq): %w", err)
 	}
-	cfgDoc, err := benchmark.Config(*configPath, 0)
+	cfgDoc, err := benchmark.Config(*configPath, 0, *items)
 	if err != nil {
 		return err
 	}
@@ -79,7 +82,14 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath, LatencySamples: *latencySamples,
-		Progress: func(s string) { fmt.Fprintf(env.stderr, "  … %s\n", s) }})
+		Progress: func(s string) {
+			fmt.Fprintf(env.stderr, "  … %s\n", s)
+			if *memProfile != "" && strings.HasPrefix(s, "full resync:") {
+				if err := writeHeapProfile(*memProfile); err != nil {
+					fmt.Fprintf(env.stderr, "  … heap profile: %v\n", err)
+				}
+			}
+		}})
 	if res != nil {
 		for _, p := range res.Phases {
 			n := p.Counts.Fetched
@@ -100,3 +110,17 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 
 func minD(d []time.Duration) time.Duration { return slices.Min(d) }
 func maxD(d []time.Duration) time.Duration { return slices.Max(d) }
+
+// writeHeapProfile writes the live heap, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}
