@@ -6,12 +6,9 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,132 +26,10 @@ import (
 	"github.com/configsync/configsync/source/httpsource"
 )
 
-// faultProxy is a TCP proxy to Redis that a test can cut in two ways: "refuse" (every
-// connection closed, new ones refused: Redis down) and "blackhole" (every connection
-// closed, new ones accepted but never answered: Redis frozen, or a partition), and
-// restore.
-type faultProxy struct {
-	t      testing.TB
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	mode  string // "", "blackhole"
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newFaultProxy(t testing.TB, target string) *faultProxy {
-	t.Helper()
-	p := &faultProxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() { p.cut("refuse"); p.wg.Wait() })
-	return p
-}
-
-func (p *faultProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.ln != ln {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			if p.mode == "blackhole" {
-				p.conns[c] = struct{}{} // held open, never answered
-				p.mu.Unlock()
-				continue
-			}
-			p.mu.Unlock()
-			up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				defer p.wg.Done()
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			p.wg.Add(2)
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-}
-
-func (p *faultProxy) closeConns() {
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// cut breaks Redis for the clients: mode "refuse" or "blackhole".
-func (p *faultProxy) cut(mode string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closeConns()
-	if mode == "blackhole" {
-		p.mode = "blackhole"
-		return
-	}
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-}
-
-// restore forwards again.
-func (p *faultProxy) restore() {
-	p.t.Helper()
-	p.mu.Lock()
-	blackholed := p.mode == "blackhole"
-	p.mode = ""
-	if blackholed {
-		p.closeConns()
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy: listening again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
-}
-
 // newEnvThroughProxy is newEnv with the API's stores on a Redis client that goes
-// through a faultProxy, built with the options `configsync api` gives its client
+// through a redistest.Proxy, built with the options `configsync api` gives its client
 // (redis.ParseURL's defaults). The keys are cleaned up by redistest's direct client.
-func newEnvThroughProxy(t *testing.T) (*env, *faultProxy) {
+func newEnvThroughProxy(t *testing.T) (*env, *redistest.Proxy) {
 	t.Helper()
 	e := &env{t: t}
 	e.ns = natstest.Server(t)
@@ -168,8 +43,8 @@ func newEnvThroughProxy(t *testing.T) (*env, *faultProxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newFaultProxy(t, opts.Addr)
-	opts.Addr = p.addr
+	p := redistest.NewProxy(t, opts.Addr)
+	opts.Addr = p.Addr()
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
 	e.rdb = rdb
@@ -239,7 +114,11 @@ func TestFaultAPIRedisUnavailable(t *testing.T) {
 			}
 			want(t, e.req("GET", "/readyz", "", nil), http.StatusOK)
 
-			proxy.cut(mode)
+			if mode == "blackhole" {
+				proxy.Blackhole()
+			} else {
+				proxy.Refuse()
+			}
 			cutAt := time.Now()
 			// Refused connections fail at once (the client's retries take about 1 s);
 			// a frozen Redis is bounded by the client's own time-outs (ParseURL's
@@ -277,7 +156,7 @@ func TestFaultAPIRedisUnavailable(t *testing.T) {
 			want(t, e.req("GET", "/healthz", "", nil), http.StatusOK)
 			outage := time.Since(cutAt)
 
-			proxy.restore()
+			proxy.Restore()
 			// The client reconnects on its own; give it generous time under load.
 			deadline := time.Now().Add(30 * time.Second)
 			for e.req("GET", "/readyz", "", nil).status != http.StatusOK {

@@ -8,8 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -385,104 +383,8 @@ func TestFaultNATSRestartDuringRunAndPublishing(t *testing.T) {
 		published.Load(), duringOutage.Load(), outageLen.Round(time.Millisecond), retried.Load(), runsTotal, total, dups, len(want), time.Since(start).Round(time.Millisecond))
 }
 
-// redisProxy is a TCP proxy to Redis that a test can cut (every connection closed,
-// new ones refused) and restore, for a real outage without touching the shared Redis.
-type redisProxy struct {
-	t      testing.TB
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
-
-func newRedisProxy(t testing.TB, target string) *redisProxy {
-	t.Helper()
-	p := &redisProxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
-	return p
-}
-
-func (p *redisProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.ln != ln { // cut meanwhile
-				p.mu.Unlock()
-				c.Close()
-				up.Close()
-				continue
-			}
-			p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				defer p.wg.Done()
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			p.wg.Add(2)
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-}
-
-// Cut closes the listener and every connection: clients get resets, then refusals.
-func (p *redisProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
-}
-
-// Restore listens again on the same address.
-func (p *redisProxy) Restore() {
-	p.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 100 {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy: listening again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
-}
-
 // newEnvWithRedis is newEnv with the stores on rdb (e.g. a client through a
-// redisProxy) under the test's prefix; keys are cleaned up by the direct client.
+// redistest.Proxy) under the test's prefix; keys are cleaned up by the direct client.
 func newEnvWithRedis(t *testing.T, rdb redis.UniversalClient) *env {
 	t.Helper()
 	e := newEnv(t)
@@ -501,14 +403,14 @@ func newEnvWithRedis(t *testing.T, rdb redis.UniversalClient) *env {
 
 // proxiedClient connects to Redis through a new proxy, with short timeouts so that an
 // outage is noticed quickly.
-func proxiedClient(t *testing.T) (*redisProxy, redis.UniversalClient) {
+func proxiedClient(t *testing.T) (*redistest.Proxy, redis.UniversalClient) {
 	t.Helper()
 	opts, err := redis.ParseURL(redisURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newRedisProxy(t, opts.Addr)
-	opts.Addr = p.addr
+	p := redistest.NewProxy(t, opts.Addr)
+	opts.Addr = p.Addr()
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, time.Second, time.Second
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -558,7 +460,7 @@ func TestFaultRedisOutage(t *testing.T) {
 		return false
 	})
 
-	proxy.Cut()
+	proxy.Refuse()
 	down := time.Now()
 	// Events published while Redis is away: a patch of "inv" (its config carried
 	// inline, stored by the worker when Redis is back) and a live event.
