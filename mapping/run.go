@@ -151,14 +151,17 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 // read fills batches from src and hands each to send.
 func (p *Program) read(ctx context.Context, src Source, recoverable func(error) bool, free chan *batch, send func(*batch) bool) error {
 	next := 0
-	b := p.newBatch(next, free)
+	// The batch is taken when an item arrives, not ahead of one: a Run per page of a
+	// hundred items took a second batch after the first and dropped it, a megabyte
+	// allocated and zeroed per page.
+	var b *batch
 	flush := func() bool {
-		if len(b.ends) == 0 {
+		if b == nil || len(b.ends) == 0 {
 			return true
 		}
 		ok := send(b)
 		next += len(b.ends)
-		b = p.newBatch(next, free)
+		b = nil
 		return ok
 	}
 	for {
@@ -166,6 +169,9 @@ func (p *Program) read(ctx context.Context, src Source, recoverable func(error) 
 			return ctx.Err()
 		}
 		raw, err := src.Next()
+		if b == nil && !errors.Is(err, io.EOF) {
+			b = p.newBatch(next, free)
+		}
 		if errors.Is(err, io.EOF) {
 			flush()
 			return nil
