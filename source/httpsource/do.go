@@ -201,7 +201,7 @@ func (s *httpSource) attempt(ctx context.Context, r *request) (*response, uint64
 		return nil, gen, &RequestError{Method: r.method, URL: s.redact(r.url),
 			Err: fmt.Errorf("Content-Length %d is beyond the limit of %d bytes: %w", hresp.ContentLength, limit, ErrResponseTooLarge)}
 	}
-	body, err := io.ReadAll(io.LimitReader(hresp.Body, limit+1))
+	body, err := s.readBody(hresp, limit+1)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, gen, ctx.Err()
@@ -295,4 +295,29 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
+}
+
+// maxPooledBody is the largest read buffer kept for the next response.
+const maxPooledBody = 8 << 20
+
+// readBody reads at most n bytes of a response body into a pooled buffer and returns
+// an exact-size copy that the caller owns (items are cut from it).
+func (s *httpSource) readBody(hresp *http.Response, n int64) ([]byte, error) {
+	buf, _ := s.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			s.bodies.Put(buf)
+		}
+	}()
+	if hresp.ContentLength > 0 {
+		buf.Grow(int(min(hresp.ContentLength+1, n)))
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(hresp.Body, n)); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(buf.Bytes()), nil
 }

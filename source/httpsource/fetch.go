@@ -303,9 +303,14 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 			var raw [][]byte
 			rawErr := errNotSimple
 			if eachRaw != nil && spec.dataPath.simple {
-				// From a copy: the receiver owns the items and may write into
-				// them, while the body may still be read (cursor, nextLink).
-				raw, rawErr = splitRaw(bytes.Clone(resp.body), spec.dataPath.fields)
+				// The receiver owns the items and may write into them: cut from a
+				// copy when the pager still reads the body (cursor, nextLink,
+				// hasMorePath), else from the body itself, which nothing reads after.
+				body := resp.body
+				if pg.readsBody() {
+					body = bytes.Clone(body)
+				}
+				raw, rawErr = splitRaw(body, spec.dataPath.fields)
 			}
 			if rawErr == nil {
 				for _, item := range raw {

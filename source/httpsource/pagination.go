@@ -242,6 +242,12 @@ func (pg *pager) checkRepeat(body []byte) error {
 	return nil
 }
 
+// readsBody says whether advance reads the response's document.
+func (pg *pager) readsBody() bool {
+	p := pg.p
+	return p != nil && (p.hasMorePath != nil || p.typ == "cursor" || p.typ == "nextLink")
+}
+
 // advance decides, from a response, its decoded document and the number of
 // items dataPath found in it, whether another page follows, and prepares it.
 // A page limit reached with more pages to come is ErrMaxPages. The document
@@ -253,7 +259,7 @@ func (pg *pager) advance(ctx context.Context, resp *response, docFn func() (any,
 		return false, nil
 	}
 	var doc any
-	if p.hasMorePath != nil || p.typ == "cursor" || p.typ == "nextLink" {
+	if pg.readsBody() {
 		d, err := docFn()
 		if err != nil {
 			return false, err

@@ -31,6 +31,9 @@ type httpSource struct {
 	// limiter paces requests (rateLimit); nil for none.
 	limiter *rate.Limiter
 	client  *http.Client
+	// bodies holds read buffers (*bytes.Buffer) for response bodies: reading with
+	// io.ReadAll reallocated its way up to each page's size, twice the page in garbage.
+	bodies  sync.Pool
 	auth    authenticator
 	secrets *scrubber
 	// credHeaders and credQuery name what carries credentials: stripped on
