@@ -114,7 +114,9 @@ func (c *Catalog) Delete(ctx context.Context, tenant string, fence *Fence, ref R
 // data a later run or event wrote. Report.Deleted is empty when it was refused.
 //
 // It also leaves a tombstone for TombstoneTTL, even when the entity does not exist
-// (yet): the integration's writes of the item fetched at or before fetchedAt are then
+// (yet), unless the entity is kept for its dependents (deleteDependents false), which
+// the tool's later data then updates as usual: the integration's writes of the item
+// fetched at or before fetchedAt are then
 // skipped as SkippedOlder, so that a run which fetched the item before the tool
 // deleted it cannot bring it back.
 func (c *Catalog) DeleteLive(ctx context.Context, tenant, integration string, ref Ref, fetchedAt time.Time, deleteDependents bool) (DeletionReport, error) {

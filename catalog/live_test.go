@@ -86,6 +86,26 @@ func TestLiveDeleteTombstone(t *testing.T) {
 		})
 	}
 
+	// The script blocks a root whose dependent appeared after the plan: the entity
+	// stays, with the tombstone the script already wrote (set here directly, as that
+	// race is hard to stage). A write of the same content fetched before the delete is
+	// then older, whether the touch pre-check or the upsert script sees it.
+	t.Run("unchanged write older than a tombstone of an entity that stayed", func(t *testing.T) {
+		e := setup(t)
+		w := e.w(ref.Blueprint, ref.Identifier, map[string]any{"name": "Acme"}, nil)
+		e.one(w, Created)
+		deleteAt := e.clock.Now().Add(time.Minute)
+		tomb := e.T() + ":tomb:gh" + US + ref.Blueprint + US + ref.Identifier
+		if err := e.rdb.Set(e.ctx, tomb, deleteAt.UnixMicro(), time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for _, skip := range []int32{0, touchBackoff} { // touch, then upsert
+			e.cat.touchSkip.Store(skip)
+			w.FetchedAt = deleteAt.Add(-time.Second)
+			e.one(w, SkippedOlder)
+		}
+	})
+
 	t.Run("a later delete moves the tombstone forward, an earlier one does not move it back", func(t *testing.T) {
 		e := setup(t)
 		t0 := e.clock.Now()

@@ -439,8 +439,9 @@ return out
 // upsertScript would take its fast unchanged path for (no required field left to a
 // merge).
 //
-// For each write whose entity exists with that hash, owner and kind and was fetched
-// no later than this write, it does what upsertScript's unchanged path does: the
+// For each write whose entity exists with that hash, owner and kind, was fetched no
+// later than this write, and has no newer live-delete tombstone of the integration
+// (see deleteScript), it does what upsertScript's unchanged path does: the
 // ownership index gets now, _fetched the newer fetch time. Such a write is settled
 // (Unchanged); every other one is left for upsertScript, which decides it fully.
 //
@@ -459,7 +460,13 @@ for i = 5, #ARGV, 6 do
   local m = redis.call('HMGET', ek, '_fetched', '_hash', '_owner', '_kind')
   local old = tonumber(m[1] or '')
   local f = tonumber(fetched)
-  if old and m[2] == h and m[3] == owner and m[4] == kind and f >= old then
+  local settle = old and m[2] == h and m[3] == owner and m[4] == kind and f >= old
+  if settle then
+    -- A live delete at or after this fetch: upsertScript answers older.
+    local tomb = redis.call('GET', T .. ':tomb:' .. owner .. US .. member)
+    settle = not tomb or f > tonumber(tomb)
+  end
+  if settle then
     redis.call('ZADD', T .. ':own:' .. owner .. US .. kind, now, member)
     if f > old then redis.call('HSET', ek, '_fetched', fetched) end
     out[#out + 1] = 1
@@ -492,9 +499,11 @@ return {'ok', out}
 // survivors that point at a deleted entity are cleared (a single target becomes null,
 // a list loses the identifier) and the survivor's hash and _updated are rewritten.
 //
-// A live delete leaves a tombstone per checked entity, T:tomb:<integration>US<bp>US<id>
+// A live delete leaves a tombstone per checked entity it is given, T:tomb:<integration>US<bp>US<id>
 // holding the delete's cut-off (the largest one seen) for ARGV[9] ms, whether the
-// entity was deleted, kept, refused or absent: upsertScript then skips this
+// entity is then deleted, blocked here by a new dependent, refused (newer, or another
+// integration's) or absent; one the plan kept for its dependents never reaches the
+// script and gets none. upsertScript and touchScript then skip this
 // integration's writes of the item fetched at or before it. Without it, a run that
 // fetched the item before the tool deleted it would write it back after the delete
 // (the entity no longer exists, so its own fetch time cannot refuse the write).
