@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/itchyny/gojq"
 
@@ -195,7 +196,7 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 	var size int64
 	budget := 2*s.opts.MaxResponseBytes + 1<<20
 	var where string
-	add := func(b []byte, index int) error {
+	add := func(b []byte) error {
 		size += int64(len(b))
 		if size > budget {
 			return fmt.Errorf("dataPath yielded more than %d bytes from one response: %w", budget, ErrResponseTooLarge)
@@ -217,7 +218,7 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 				f.bad.Add(&source.ItemError{Path: where, Index: index, Err: fmt.Errorf("not a JSON object but %s", kindOf(v))})
 				return nil
 			}
-			return add(item, index)
+			return add(item)
 		}
 	}
 	each := func(resp *response, index int, item any) error {
@@ -239,7 +240,7 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 		if err != nil {
 			return fmt.Errorf("encoding item %d: %w", index, err)
 		}
-		return add(b, index)
+		return add(b)
 	}
 	flush := func(resp *response) error {
 		defer func() { items, size, where = nil, 0, "" }()
@@ -285,19 +286,8 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 		if err := pg.checkRepeat(resp.body); err != nil {
 			return err
 		}
-		var doc any
-		decoded := false
 		// The document, decoded once and only when asked for.
-		docFn := func() (any, error) {
-			if !decoded {
-				d, err := s.decode(req, resp)
-				if err != nil {
-					return nil, err
-				}
-				doc, decoded = d, true
-			}
-			return doc, nil
-		}
+		docFn := sync.OnceValues(func() (any, error) { return s.decode(req, resp) })
 		count := 0
 		if resp.status != http.StatusNoContent {
 			var raw [][]byte
