@@ -31,8 +31,17 @@ func TestHelperWorkerProcess(t *testing.T) {
 	if os.Getenv("CS_HELPER_WORKER") != "1" {
 		t.Skip("runs only as the child of TestKilledWorkerRunIsTakenOver")
 	}
-	ctx := context.Background()
-	nc, err := nats.Connect(os.Getenv("CS_NATS_URL"))
+	w, _, _ := childWorker(t, "doomed", 2*time.Second, 500*time.Millisecond)
+	_ = w.Run(context.Background()) // until killed
+}
+
+// childWorker builds, in a child test process, a worker on the NATS, Redis, key prefix
+// and encryption key its parent passes in CS_NATS_URL, CS_REDIS_URL, CS_PREFIX and
+// CS_KEY, with the slow source type; it returns the connections for the caller to
+// close.
+func childWorker(t *testing.T, id string, leaseTTL, heartbeat time.Duration) (*Worker, *nats.Conn, redis.UniversalClient) {
+	t.Helper()
+	nc, err := nats.Connect(os.Getenv("CS_NATS_URL"), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +49,7 @@ func TestHelperWorkerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.Open(ctx, js, queue.Options{AckWait: 3 * time.Second, MaxDeliver: -1})
+	q, err := queue.Open(context.Background(), js, queue.Options{AckWait: 3 * time.Second, MaxDeliver: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +63,12 @@ func TestHelperWorkerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := New(Config{ID: "doomed", LeaseTTL: 2 * time.Second, Heartbeat: 500 * time.Millisecond}, Deps{
+	w := New(Config{ID: id, LeaseTTL: leaseTTL, Heartbeat: heartbeat}, Deps{
 		Redis: rdb, Prefix: prefix, Queue: q, Integrations: integration.NewStore(rdb, prefix, kr),
-		Runs: run.NewStore(rdb, prefix), Catalog: catalog.New(rdb, prefix, nil), Leases: lease.New(rdb, prefix, 2*time.Second),
+		Runs: run.NewStore(rdb, prefix), Catalog: catalog.New(rdb, prefix, nil), Leases: lease.New(rdb, prefix, leaseTTL),
 		Sources: source.NewRegistry(slowType()), Log: zap.NewExample(),
 	})
-	_ = w.Run(ctx) // until killed
+	return w, nc, rdb
 }
 
 // TestKilledWorkerRunIsTakenOver kills (SIGKILL) a worker process in the middle of a

@@ -11,18 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
-
-	"github.com/configsync/configsync/catalog"
 	"github.com/configsync/configsync/integration"
-	"github.com/configsync/configsync/lease"
-	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/run"
 	"github.com/configsync/configsync/secrets"
-	"github.com/configsync/configsync/source"
 )
 
 // TestHelperSigtermWorker is not a test: TestFaultSIGTERMWorkerReleasesItsRun runs the
@@ -35,33 +26,7 @@ func TestHelperSigtermWorker(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	nc, err := nats.Connect(os.Getenv("CS_NATS_URL"), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := queue.Open(context.Background(), js, queue.Options{AckWait: 3 * time.Second, MaxDeliver: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := redis.ParseURL(os.Getenv("CS_REDIS_URL"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	prefix := os.Getenv("CS_PREFIX")
-	kr, err := secrets.ParseKeyring(os.Getenv("CS_KEY"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := New(Config{ID: "terminated", LeaseTTL: 30 * time.Second, Heartbeat: time.Second}, Deps{
-		Redis: rdb, Prefix: prefix, Queue: q, Integrations: integration.NewStore(rdb, prefix, kr),
-		Runs: run.NewStore(rdb, prefix), Catalog: catalog.New(rdb, prefix, nil), Leases: lease.New(rdb, prefix, 30*time.Second),
-		Sources: source.NewRegistry(slowType()), Log: zap.NewExample(),
-	})
+	w, nc, rdb := childWorker(t, "terminated", 30*time.Second, time.Second)
 	if err := w.Run(ctx); err != nil {
 		t.Errorf("worker: %v", err)
 	}
