@@ -466,13 +466,7 @@ func TestFaultRedisOutage(t *testing.T) {
 	// inline, stored by the worker when Redis is back) and a live event.
 	e.patch("inv", serviceConfig(false, true, 0.9))
 	item := json.RawMessage(`{"name": "L0", "team": "t"}`)
-	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "live", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.q.Publish(ctx, ev); err != nil {
-		t.Fatal(err)
-	}
+	e.live("live", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
 	const outageFor = 6 * time.Second
 	time.Sleep(outageFor)
 	// Nothing was acked while Redis was away: the two new events and the

@@ -169,6 +169,18 @@ func (e *env) patch(id, config string) string {
 	return ev.ID
 }
 
+// live publishes a live resources event for integration id.
+func (e *env) live(id string, data queue.ResourcesData) {
+	e.t.Helper()
+	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, id, data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.q.Publish(context.Background(), ev); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func (e *env) resync(id string) {
 	e.t.Helper()
 	ev, err := queue.NewEnvelope(queue.TypeResyncRequested, e.tenant, id, queue.ResyncRequested{Reason: "test"})

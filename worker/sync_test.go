@@ -93,13 +93,7 @@ func TestSyncLifecycle(t *testing.T) {
 
 	// A live event updates one entity, without a run.
 	item := json.RawMessage(`{"name": "checkout", "lang": "Zig", "tier": 1, "team": "payments", "db": "pg-main"}`)
-	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "inv", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.q.Publish(context.Background(), ev); err != nil {
-		t.Fatal(err)
-	}
+	e.live("inv", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
 	waitFor(t, func() bool {
 		got := e.entities("service")
 		return len(got) == 1 && got[0] == `checkout inv {"lang":"Zig","tier":1} {"db":"pg-main","team":"payments"}`
@@ -478,13 +472,7 @@ func TestLiveWriteDuringRunIsNotStale(t *testing.T) {
 		return err == nil && r.Status == run.Running && len(e.entities("service")) >= 20
 	})
 	item := json.RawMessage(`{"name": "live-only", "team": "t"}`)
-	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "slow", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.q.Publish(context.Background(), ev); err != nil {
-		t.Fatal(err)
-	}
+	e.live("slow", queue.ResourcesData{Kind: "service", Upsert: []json.RawMessage{item}})
 	r := e.waitRuns("slow", 1)
 	if r.Status != run.Succeeded || counts(r, "service").Deleted != 0 {
 		t.Fatalf("run: %s deleted %d", r.Status, counts(r, "service").Deleted)
@@ -517,13 +505,7 @@ func TestLiveDeleteIsNotUndoneByARun(t *testing.T) {
 		return err == nil && r.Status == run.Running && len(e.entities("service")) >= 20
 	})
 	// s95 is on the last page: the run has fetched it (at its start) but not written it.
-	ev, err := queue.NewEnvelope(queue.TypeResources, e.tenant, "slow", queue.ResourcesData{Kind: "service", Delete: []json.RawMessage{json.RawMessage(`{"name": "s95"}`)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.q.Publish(context.Background(), ev); err != nil {
-		t.Fatal(err)
-	}
+	e.live("slow", queue.ResourcesData{Kind: "service", Delete: []json.RawMessage{json.RawMessage(`{"name": "s95"}`)}})
 	r := e.waitRuns("slow", 1)
 	if r.Status != run.Succeeded {
 		t.Fatalf("run %s: %v", r.Status, r.Errors)
