@@ -1,12 +1,16 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -51,7 +55,70 @@ type OutboxEntry struct {
 // publishes it again: changes go out at least once, and consumers deduplicate by
 // ChangeID. Two publishers draining the same tenant at once would publish each change
 // twice, so one publisher per tenant (such as the tenant's lease holder) is the norm.
+//
+// A publisher that only forwards the changes should use PendingRawChanges, which skips
+// the decoding.
 func (c *Catalog) PendingChanges(ctx context.Context, tenant string, max int) ([]OutboxEntry, error) {
+	msgs, err := c.readOutbox(ctx, tenant, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OutboxEntry, len(msgs))
+	for i, m := range msgs {
+		s, err := outboxData(tenant, m)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := decodeChange(s)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: tenant %q: outbox entry %s: %w", tenant, m.ID, err)
+		}
+		out[i] = OutboxEntry{ID: m.ID, Change: ch}
+	}
+	return out, nil
+}
+
+// RawOutboxEntry is a change waiting to be published, as the scripts stored it.
+type RawOutboxEntry struct {
+	// ID is the stream entry's identifier, to pass to AckChanges, as OutboxEntry.ID.
+	ID string
+	// ChangeID is the change's identifier, read from Data: the publisher needs it as
+	// the message id (for NATS's deduplication) without decoding Data.
+	ChangeID string
+	// Data is the change's JSON as stored: {"changeId", "op", "blueprint",
+	// "identifier", "entity"}, the wire layout of a change event, so it can be
+	// published as it is. It is valid UTF-8 (see validUTF8).
+	Data []byte
+}
+
+// PendingRawChanges is PendingChanges without the decoding: each change is returned as
+// its stored JSON, with only its ChangeID read out of it. Decoding every change into a
+// Change, only for the publisher to encode it again, was most of a sync's publishing
+// CPU. The reading, limits and at-least-once semantics are PendingChanges'.
+func (c *Catalog) PendingRawChanges(ctx context.Context, tenant string, max int) ([]RawOutboxEntry, error) {
+	msgs, err := c.readOutbox(ctx, tenant, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]RawOutboxEntry, len(msgs))
+	for i, m := range msgs {
+		s, err := outboxData(tenant, m)
+		if err != nil {
+			return nil, err
+		}
+		data := validUTF8([]byte(s))
+		id, err := rawChangeID(data)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: tenant %q: outbox entry %s: %w", tenant, m.ID, err)
+		}
+		out[i] = RawOutboxEntry{ID: m.ID, ChangeID: id, Data: data}
+	}
+	return out, nil
+}
+
+// readOutbox reads up to max entries of the tenant's outbox, oldest first, for
+// PendingChanges and PendingRawChanges.
+func (c *Catalog) readOutbox(ctx context.Context, tenant string, max int) ([]redis.XMessage, error) {
 	if err := checkTenant(tenant); err != nil {
 		return nil, err
 	}
@@ -63,19 +130,116 @@ func (c *Catalog) PendingChanges(ctx context.Context, tenant string, max int) ([
 	if err != nil {
 		return nil, fmt.Errorf("catalog: tenant %q: reading the outbox: %w", tenant, err)
 	}
-	out := make([]OutboxEntry, len(msgs))
-	for i, m := range msgs {
-		s, ok := m.Values[outboxField].(string)
-		if !ok {
-			return nil, fmt.Errorf("catalog: tenant %q: outbox entry %s has no %q field", tenant, m.ID, outboxField)
-		}
-		ch, err := decodeChange(s)
-		if err != nil {
-			return nil, fmt.Errorf("catalog: tenant %q: outbox entry %s: %w", tenant, m.ID, err)
-		}
-		out[i] = OutboxEntry{ID: m.ID, Change: ch}
+	return msgs, nil
+}
+
+// outboxData returns an outbox entry's change JSON.
+func outboxData(tenant string, m redis.XMessage) (string, error) {
+	s, ok := m.Values[outboxField].(string)
+	if !ok {
+		return "", fmt.Errorf("catalog: tenant %q: outbox entry %s has no %q field", tenant, m.ID, outboxField)
 	}
-	return out, nil
+	return s, nil
+}
+
+// changePrefix is how every change the scripts write begins (see outboxAdd), so the
+// change id can be read without a JSON decoder.
+const changePrefix = `{"changeId":"`
+
+// rawChangeID reads the change id out of a stored change's JSON. The scripts always
+// write it first (changePrefix); anything else (a change written by another version,
+// say) is decoded, but only up to the changeId member.
+func rawChangeID(data []byte) (string, error) {
+	if rest, ok := bytes.CutPrefix(data, []byte(changePrefix)); ok {
+		// An id of valid characters holds no backslash, so its first quote ends it.
+		if i := bytes.IndexByte(rest, '"'); i >= 0 && validChangeID(rest[:i]) {
+			return string(rest[:i]), nil
+		}
+	}
+	id, err := decodeChangeID(data)
+	if err != nil {
+		return "", err
+	}
+	if !validChangeID([]byte(id)) {
+		return "", fmt.Errorf("change id %q is not 1 to 128 characters of [A-Za-z0-9._:-]", id)
+	}
+	return id, nil
+}
+
+// decodeChangeID reads the top-level "changeId" string of a JSON object, stopping
+// there: the rest of the change is not looked at.
+func decodeChangeID(data []byte) (string, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", fmt.Errorf("reading the change id: %w", err)
+	}
+	if tok.Kind() != '{' {
+		return "", fmt.Errorf("reading the change id: the change is not a JSON object but starts with %v", tok.Kind())
+	}
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return "", fmt.Errorf("reading the change id: %w", err)
+		}
+		if name.String() != "changeId" {
+			if err := dec.SkipValue(); err != nil {
+				return "", fmt.Errorf("reading the change id: %w", err)
+			}
+			continue
+		}
+		v, err := dec.ReadToken()
+		if err != nil {
+			return "", fmt.Errorf("reading the change id: %w", err)
+		}
+		if v.Kind() != '"' {
+			return "", fmt.Errorf("the change id is a JSON %v, not a string", v.Kind())
+		}
+		return v.String(), nil
+	}
+	return "", errors.New("the change has no change id")
+}
+
+// validChangeID says whether id is usable as the event id of a published change: it
+// accepts what queue's checkEventID accepts (1 to 128 of [A-Za-z0-9._:-], safe as a
+// Nats-Msg-Id header), repeated here because the catalog does not depend on the
+// transport. The scripts' ids (32 hex digits) always pass.
+func validChangeID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// validUTF8 returns data with each byte that is not part of valid UTF-8 replaced by
+// U+FFFD. The scripts' cjson copies string bytes as they are, so an identifier (or
+// another name) with invalid UTF-8 is stored invalid; encoding/json, which the
+// publisher used to decode changes with, replaced each such byte by U+FFFD, and a
+// strict JSON reader (jsontext, consumers in other languages) would refuse the change
+// for good. Such bytes can only be inside JSON strings, where U+FFFD is what a
+// decoder would have made of them. utf8.Valid is cheap next to publishing, and the
+// rewrite happens only when it fails.
+func validUTF8(data []byte) []byte {
+	if utf8.Valid(data) {
+		return data
+	}
+	out := make([]byte, 0, len(data)+16)
+	for len(data) > 0 {
+		r, n := utf8.DecodeRune(data)
+		if r == utf8.RuneError && n == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, data[:n]...)
+		}
+		data = data[n:]
+	}
+	return out
 }
 
 // AckChanges removes published changes (XDEL) from the tenant's outbox; identifiers

@@ -594,3 +594,97 @@ func TestOutboxCap(t *testing.T) {
 		t.Errorf("outbox runs from %s to %s; want the newest kept", first, last)
 	}
 }
+
+// TestPendingRawChanges: the raw entries are the decoded ones undecoded: same entry
+// ids, same change ids, and Data decodes to the same Change.
+func TestPendingRawChanges(t *testing.T) {
+	e := setup(t)
+	e.upsert(nil, e.w("githubRepository", "api/<&>", repo("api"), map[string]any{"organization": "acme/x"}),
+		e.w("service", "svc", map[string]any{"tier": 1}, map[string]any{"repos": []any{"api/<&>"}, "mainRepo": nil}))
+	if _, err := e.cat.Delete(e.ctx, e.tenant, nil, Ref{"githubRepository", "api/<&>"}, false); err != nil {
+		t.Fatal(err)
+	}
+	decoded := e.outbox()
+	raw, err := e.cat.PendingRawChanges(e.ctx, e.tenant, maxPending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decoded) != 5 || len(raw) != len(decoded) {
+		t.Fatalf("%d raw entries, %d decoded, want 5 (org, repo, service, delete, service update)", len(raw), len(decoded))
+	}
+	for i, r := range raw {
+		d := decoded[i]
+		if r.ID != d.ID || r.ChangeID != d.Change.ChangeID || !strings.HasPrefix(string(r.Data), changePrefix+r.ChangeID+`"`) {
+			t.Errorf("entry %d: raw %s %s %.60s, decoded %s %s", i, r.ID, r.ChangeID, r.Data, d.ID, d.Change.ChangeID)
+		}
+		ch, err := decodeChange(string(r.Data))
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(ch, d.Change) {
+			t.Errorf("entry %d: raw data decodes to\n%+v\nwant\n%+v", i, ch, d.Change)
+		}
+	}
+	if _, err := e.cat.PendingRawChanges(e.ctx, "a{b", 10); err == nil {
+		t.Error("a tenant with a brace was accepted")
+	}
+	if got, err := e.cat.PendingRawChanges(e.ctx, e.tenant, 2); err != nil || len(got) != 2 || got[1].ID != decoded[1].ID {
+		t.Errorf("max 2: %d entries, %v", len(got), err)
+	}
+}
+
+// TestPendingRawChangesEntries: entries the scripts did not write read their change id
+// by decoding, and those without a usable one are errors naming the entry and tenant.
+func TestPendingRawChangesEntries(t *testing.T) {
+	long := strings.Repeat("a", 129)
+	cases := []struct {
+		name   string
+		values map[string]any // the stream entry
+		id     string         // the change id; "" when an error is wanted
+		data   string         // Data, when it is not the stored change
+		errHas string
+	}{
+		{name: "the scripts' layout", values: map[string]any{"change": `{"changeId":"0123456789abcdef0123456789abcdef","op":"created"}`}, id: "0123456789abcdef0123456789abcdef"},
+		{name: "another member first", values: map[string]any{"change": `{"op":"created","entity":{"changeId":"inner"},"changeId":"abc-1"}`}, id: "abc-1"},
+		{name: "leading space", values: map[string]any{"change": ` {"changeId":"x.y:Z_9"}`}, id: "x.y:Z_9"},
+		{name: "escaped id", values: map[string]any{"change": `{"changeId":"a\u0062c"}`}, id: "abc"},
+		{name: "longest id", values: map[string]any{"change": `{"changeId":"` + long[:128] + `"}`}, id: long[:128]},
+		{name: "invalid UTF-8 is replaced", values: map[string]any{"change": "{\"changeId\":\"c1\",\"identifier\":\"a\xffb\"}"}, id: "c1",
+			data: "{\"changeId\":\"c1\",\"identifier\":\"a\uFFFDb\"}"},
+		{name: "no change field", values: map[string]any{"other": "{}"}, errHas: `has no "change" field`},
+		{name: "id with a space", values: map[string]any{"change": `{"changeId":"a b"}`}, errHas: `change id "a b"`},
+		{name: "escaped invalid id", values: map[string]any{"change": `{"changeId":"a\nb"}`}, errHas: "change id"},
+		{name: "empty id", values: map[string]any{"change": `{"changeId":""}`}, errHas: `change id ""`},
+		{name: "id too long", values: map[string]any{"change": `{"changeId":"` + long + `"}`}, errHas: "change id"},
+		{name: "id not a string", values: map[string]any{"change": `{"changeId":12}`}, errHas: "not a string"},
+		{name: "no id", values: map[string]any{"change": `{"op":"created"}`}, errHas: "no change id"},
+		{name: "not an object", values: map[string]any{"change": `["changeId"]`}, errHas: "not a JSON object"},
+		{name: "not JSON", values: map[string]any{"change": `{"changeId":"abc`}, errHas: "reading the change id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			id, err := e.rdb.XAdd(e.ctx, &redis.XAddArgs{Stream: outboxKey(e.T()), Values: tc.values}).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.cat.PendingRawChanges(e.ctx, e.tenant, 10)
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), `"acme"`) {
+					t.Fatalf("got %+v, error %v; want an error naming the entry, the tenant and %q", got, err, tc.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.data
+			if want == "" {
+				want = tc.values["change"].(string)
+			}
+			if len(got) != 1 || got[0].ID != id || got[0].ChangeID != tc.id || string(got[0].Data) != want {
+				t.Fatalf("got %+v, want id %s, change id %q, data %q", got, id, tc.id, want)
+			}
+		})
+	}
+}

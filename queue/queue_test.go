@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -862,4 +863,105 @@ func TestConsumeRecreatesADeletedConsumer(t *testing.T) {
 		t.Error("the lost consumer was not reported")
 	}
 	t.Logf("reported: %v", e.errs.all())
+}
+
+// TestPublishRawChanges: raw changes are stored byte for byte with their id as the
+// Nats-Msg-Id, deduplicated on republish; a batch with an invalid change publishes
+// nothing, and the error names the change and the tenant.
+func TestPublishRawChanges(t *testing.T) {
+	e := newEnv(t, queue.Options{})
+	good := []queue.RawChange{
+		{ChangeID: "0123456789abcdef0123456789abcdef", Data: []byte(`{"changeId":"0123456789abcdef0123456789abcdef","op":"created","blueprint":"b","identifier":"a\/<&>","entity":{"n":123456789012345678901234567890}}`)},
+		{ChangeID: "c-2", Data: []byte(" \n{\"changeId\":\"c-2\",\"op\":\"deleted\",\"blueprint\":\"b\",\"identifier\":\"ü\",\"entity\":null}")},
+	}
+	for range 2 { // the second time, as duplicates
+		if err := e.q.PublishRawChanges(e.ctx, "acme", good); err != nil {
+			t.Fatalf("PublishRawChanges: %v", err)
+		}
+	}
+	if n := e.streamInfo(queue.ChangesStream).State.Msgs; n != 2 {
+		t.Fatalf("changes stream holds %d, want 2", n)
+	}
+	oc, err := e.js.OrderedConsumer(e.ctx, queue.ChangesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{queue.ChangesSubject("acme")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range good {
+		m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		if string(m.Data()) != string(c.Data) || m.Headers().Get(jetstream.MsgIDHeader) != c.ChangeID {
+			t.Errorf("change %d: stored %q with id %q, want %q with id %q", i, m.Data(), m.Headers().Get(jetstream.MsgIDHeader), c.Data, c.ChangeID)
+		}
+	}
+
+	bad := []struct {
+		name string
+		c    queue.RawChange
+		has  string
+	}{
+		{"empty id", queue.RawChange{ChangeID: "", Data: []byte(`{}`)}, "change id"},
+		{"id with a space", queue.RawChange{ChangeID: "a b", Data: []byte(`{}`)}, `"a b"`},
+		{"id too long", queue.RawChange{ChangeID: strings.Repeat("a", 129), Data: []byte(`{}`)}, "change id"},
+		{"no data", queue.RawChange{ChangeID: "x1"}, "not a JSON object"},
+		{"only space", queue.RawChange{ChangeID: "x1", Data: []byte("  ")}, "not a JSON object"},
+		{"an array", queue.RawChange{ChangeID: "x1", Data: []byte(`[{}]`)}, "not a JSON object"},
+		{"a string", queue.RawChange{ChangeID: "x1", Data: []byte(`"{}"`)}, "not a JSON object"},
+		{"null", queue.RawChange{ChangeID: "x1", Data: []byte(`null`)}, "not a JSON object"},
+		{"cut short", queue.RawChange{ChangeID: "x1", Data: []byte(`{"changeId":"x1","entity":{`)}, "invalid change data"},
+		{"trailing data", queue.RawChange{ChangeID: "x1", Data: []byte(`{"changeId":"x1"} {}`)}, "invalid change data"},
+		{"duplicate names", queue.RawChange{ChangeID: "x1", Data: []byte(`{"changeId":"x1","changeId":"x2"}`)}, "invalid change data"},
+		{"invalid UTF-8", queue.RawChange{ChangeID: "x1", Data: []byte("{\"identifier\":\"a\xffb\"}")}, "invalid change data"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			ok := queue.RawChange{ChangeID: "ok-" + strings.ReplaceAll(tc.name, " ", "-"), Data: []byte(`{"op":"created"}`)}
+			err := e.q.PublishRawChanges(e.ctx, "acme", []queue.RawChange{ok, tc.c})
+			if err == nil || !strings.Contains(err.Error(), tc.has) || !strings.Contains(err.Error(), `tenant "acme"`) {
+				t.Fatalf("error %v; want one naming the tenant and %q", err, tc.has)
+			}
+			if tc.c.ChangeID != "" && !strings.Contains(err.Error(), tc.c.ChangeID[:min(len(tc.c.ChangeID), 8)]) {
+				t.Errorf("error %v does not name change %q", err, tc.c.ChangeID)
+			}
+			if n := e.streamInfo(queue.ChangesStream).State.Msgs; n != 2 {
+				t.Errorf("a batch with an invalid change stored something: %d messages, want 2", n)
+			}
+		})
+	}
+	if err := e.q.PublishRawChanges(e.ctx, "ACME", good); err == nil {
+		t.Error("PublishRawChanges accepted tenant ACME")
+	}
+}
+
+// BenchmarkRawChangeCheck measures jsontext.Value.IsValid, the validity check
+// PublishRawChanges makes of every change, on a typical 1.3 KB change.
+func BenchmarkRawChangeCheck(b *testing.B) {
+	entity := map[string]any{"identifier": "repo-00042", "blueprint": "githubRepository", "title": "Repository <42>",
+		"team": []string{"platform", "payments"}, "createdAt": "2025-03-01T12:00:00.123Z", "updatedAt": "2025-03-01T12:00:00.123Z",
+		"integration": "gh", "kind": "repository",
+		"properties": map[string]any{"stars": 42, "big": json.Number("123456789012345678901234567890"),
+			"desc":   strings.Repeat("A service with a fairly long description & \"quotes\" </script>. ", 8),
+			"topics": []any{"go", "api", "tier-1", 3, 4.5}, "archived": false,
+			"meta": map[string]any{"url": "https://github.com/acme/repo", "owners": []any{"a", "b"}, "depth": map[string]any{"x": 1}}},
+		"relations": map[string]any{"organization": "acme", "languages": []any{"go", "sql"}, "mirror": nil}}
+	ent, _ := json.Marshal(entity)
+	data, _ := json.Marshal(queue.Change{ChangeID: "0123456789abcdef0123456789abcdef", Op: "created", Blueprint: "githubRepository", Identifier: "repo-00042", Entity: ent})
+	b.Run("IsValid", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if !jsontext.Value(data).IsValid() {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	// Without the duplicate-name check: the part of IsValid's cost that is bookkeeping.
+	b.Run("AllowDuplicateNames", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if !jsontext.Value(data).IsValid(jsontext.AllowDuplicateNames(true)) {
+				b.Fatal("invalid")
+			}
+		}
+	})
 }
