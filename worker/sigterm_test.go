@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -88,7 +89,11 @@ func TestFaultSIGTERMWorkerReleasesItsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	signalled := time.Now()
-	// Work published after the signal must not be taken by the stopping worker.
+	// Work published once the worker has seen the signal must not be taken by it.
+	// (Signal returns before the child handles it: publishing at once raced it.)
+	waitUntil(t, 10*time.Second, "the child seeing the signal", func() bool {
+		return strings.Contains(out.String(), "worker stopping")
+	})
 	e.patch("other", prefixedSlowConfig("other", "v1"))
 
 	var exitErr error

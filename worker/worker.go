@@ -129,6 +129,12 @@ func (w *Worker) ID() string { return w.cfg.ID }
 // lease) before it returns.
 func (w *Worker) Run(ctx context.Context) error {
 	w.Log.Info("worker consuming", zap.String("worker", w.cfg.ID))
+	// Said once the stop is seen: from then on no new event is taken, which is what
+	// an operator (and the SIGTERM test) waits for.
+	stopLogged := context.AfterFunc(ctx, func() {
+		w.Log.Info("worker stopping: taking no new events; runs in flight get the shutdown grace", zap.String("worker", w.cfg.ID))
+	})
+	defer stopLogged()
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
 	// Run returns only once its background work has stopped: callers close the
