@@ -87,6 +87,9 @@ type Catalog struct {
 	// touchSkip counts down the Upsert calls that skip the unchanged pre-check
 	// (see touch) after one where it did not pay.
 	touchSkip atomic.Int32
+	// createSkip counts down the Upsert calls that skip the create transaction
+	// (see createTx) after one where it did not pay.
+	createSkip atomic.Int32
 
 	mu  sync.Mutex
 	bps map[string]*bpCache // by tenant

@@ -249,11 +249,25 @@ end
 // merge kept from the stored entity (those the caller does not know) and the change
 // identifiers are those of the barebones targets in order, then the entity's.
 var upsertScript = redis.NewScript(luaPrelude + `
+-- The fence and the blueprint generation cannot change within a call (no script
+-- changes either), so each call reads them once, not once per frame.
+local checked = {}
+
 -- one writes one entity; A holds the arguments of its frame.
 local function one(A)
   local T = A[1]
-  if A[2] ~= '' and redis.call('GET', KEYS[3]) ~= A[2] then return {'fenced'} end
-  if (redis.call('GET', T .. ':bpgen') or '0') ~= A[11] then return {'bpstale'} end
+  local ck = T .. US .. A[2] .. US .. A[11]
+  local st = checked[ck]
+  if not st then
+    st = 'ok'
+    if A[2] ~= '' and redis.call('GET', KEYS[3]) ~= A[2] then
+      st = 'fenced'
+    elseif (redis.call('GET', T .. ':bpgen') or '0') ~= A[11] then
+      st = 'bpstale'
+    end
+    checked[ck] = st
+  end
+  if st ~= 'ok' then return {st} end
   if A[3] == '' then return {'checked'} end
   local bp, id, owner, kind = A[3], A[4], A[5], A[6]
   local fetched, now = tonumber(A[7]), A[8]
@@ -445,7 +459,8 @@ return out
 // ownership index gets now, _fetched the newer fetch time. Such a write is settled
 // (Unchanged); every other one is left for upsertScript, which decides it fully.
 //
-// Returns {"fenced"}, {"bpstale"} or {"ok", {1|0, ...}} (1: settled), one flag per write.
+// Returns {"fenced"}, {"bpstale"} or {"ok", {1|0|2, ...}}, one flag per write: 1
+// settled, 2 the entity does not exist (a create: see createTx), 0 left to the script.
 var touchScript = redis.NewScript(`
 local T = ARGV[1]
 if ARGV[2] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[2] then return {'fenced'} end
@@ -470,6 +485,8 @@ for i = 5, #ARGV, 6 do
     redis.call('ZADD', T .. ':own:' .. owner .. US .. kind, now, member)
     if f > old then redis.call('HSET', ek, '_fetched', fetched) end
     out[#out + 1] = 1
+  elseif not m[1] and not m[3] then
+    out[#out + 1] = 2
   else
     out[#out + 1] = 0
   end

@@ -87,19 +87,28 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 			preps = append(preps, p)
 		}
 		if attempt == 0 {
-			settled, err := c.touch(ctx, t, fenceKey, token, now, bc.gen, preps)
+			states, err := c.touch(ctx, t, fenceKey, token, now, bc.gen, preps)
 			if err != nil {
 				return nil, fmt.Errorf("catalog: tenant %q: settling unchanged writes: %w", tenant, err)
 			}
 			kept := preps[:0]
 			for k, p := range preps {
-				if settled[k] {
+				switch states[k] {
+				case touchSettled:
 					outcomes[p.index].Status = Unchanged
-				} else {
-					kept = append(kept, p)
+					continue
+				case touchStored:
+					p.stored = true
 				}
+				kept = append(kept, p)
 			}
 			preps = kept
+			sent = true // the create transaction may write before it fails
+			var created bool
+			if preps, created, err = c.createTx(ctx, tenant, t, fenceKey, token, now, bc, preps, outcomes); err != nil {
+				return nil, fmt.Errorf("catalog: tenant %q: %w", tenant, err)
+			}
+			changed = changed || created
 		}
 		if len(preps) == 0 {
 			return outcomes, nil
@@ -175,13 +184,23 @@ const touchChunk = 1000
 // for the check and gain nothing, so a run of such batches is probed now and then.
 const touchBackoff = 8
 
+// touchState is what touch learnt of a write.
+type touchState uint8
+
+const (
+	touchUnknown touchState = iota // not checked
+	touchSettled                   // unchanged, and settled
+	touchAbsent                    // its entity does not exist: a create
+	touchStored                    // its entity exists: left to upsertScript
+)
+
 // touch settles the writes that change nothing with touchScript, a call per
-// touchChunk writes instead of an upsertScript call each, and reports which it
-// settled. Only writes upsertScript would answer on its fast unchanged path are
+// touchChunk writes instead of an upsertScript call each, and reports what it learnt
+// of each write. Only writes upsertScript would answer on its fast unchanged path are
 // sent. A fenced or stale-blueprint answer settles nothing: upsertScript then
 // reports it properly.
-func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time.Time, gen string, preps []*prepared) ([]bool, error) {
-	settled := make([]bool, len(preps))
+func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time.Time, gen string, preps []*prepared) ([]touchState, error) {
+	settled := make([]touchState, len(preps))
 	if c.touchSkip.Load() > 0 {
 		c.touchSkip.Add(-1)
 		return settled, nil
@@ -235,9 +254,14 @@ func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time
 			return nil, fmt.Errorf("unexpected touch reply %v", res)
 		}
 		for j, f := range flags {
-			if v, _ := f.(int64); v == 1 {
-				settled[chunk[j]] = true
+			switch v, _ := f.(int64); v {
+			case 1:
+				settled[chunk[j]] = touchSettled
 				hits++
+			case 2:
+				settled[chunk[j]] = touchAbsent
+			default:
+				settled[chunk[j]] = touchStored
 			}
 		}
 	}
@@ -258,6 +282,7 @@ type prepared struct {
 	fields      []string // content field, value, ... this write sets
 	rels        []string // relation name, target blueprint, required, ...
 	required    []string // content fields that must be set after a merge
+	stored      bool     // touch found its entity stored: not a create
 	contentHash string   // see hash
 	// What the write sets, as Go values, for the Change's entity.
 	props     map[string]any
@@ -521,6 +546,16 @@ func (p *prepared) changeHead() string {
 		b = str(b, p.w.Kind)
 	}
 	return string(b)
+}
+
+// relValue is the stored value of relation name, which the write sets.
+func (p *prepared) relValue(name string) string {
+	for i := 0; i+1 < len(p.fields); i += 2 {
+		if p.fields[i] == "r:"+name {
+			return p.fields[i+1]
+		}
+	}
+	return "-"
 }
 
 // hash is contentHash of the fields the write sets, computed once.
