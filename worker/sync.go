@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,6 +94,7 @@ func (w *Worker) sync(ctx context.Context, d *queue.Delivery, in *integration.In
 	log.Info("run started")
 	r := &runner{w: w, ctx: runCtx, in: fresh, rec: rec, fence: &catalog.Fence{Key: l.Key, Token: l.Token}, log: log, started: now}
 	runErr := r.execute()
+	r.stopPublisher()
 	finished := time.Now().UTC()
 	rec.FinishedAt = &finished
 	var stop *errStopRun
@@ -192,6 +194,11 @@ type runner struct {
 	waiting []pendingWrite
 	// pending is the batch being written in the background, if any (writeBehind).
 	pending *inflight
+	// The background publisher (publishSoon): pubKick asks for a pass, pubDone is
+	// closed when it has stopped, pubMu keeps passes one at a time.
+	pubKick chan struct{}
+	pubDone chan struct{}
+	pubMu   sync.Mutex
 }
 
 type pendingWrite struct {
@@ -330,7 +337,48 @@ func (r *runner) publish(changes []catalog.Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
 	return r.w.publishOutbox(r.ctx, r.in.Tenant)
+}
+
+// publishSoon has the outbox published in the background, off the path of the
+// writes: publishing a batch's changes and waiting for NATS to store them took turns
+// with writing and mapping. One pass runs at a time (pubMu: two at once would
+// publish each change twice), and a kick during a pass makes one more pass, so
+// every change written before a kick is published by a pass that starts after it. A
+// failure is only logged: the outbox keeps the changes for the next pass, the run's
+// end, or the sweeper.
+func (r *runner) publishSoon() {
+	if r.pubKick == nil {
+		r.pubKick, r.pubDone = make(chan struct{}, 1), make(chan struct{})
+		go func() {
+			defer close(r.pubDone)
+			for range r.pubKick {
+				r.pubMu.Lock()
+				err := r.w.publishOutbox(r.ctx, r.in.Tenant)
+				r.pubMu.Unlock()
+				if err != nil && r.ctx.Err() == nil {
+					r.log.Warn("publishing entity changes; the outbox keeps them", zap.Error(err))
+				}
+			}
+		}()
+	}
+	select {
+	case r.pubKick <- struct{}{}:
+	default: // a pass is due already, and will see these changes
+	}
+}
+
+// stopPublisher waits for the background publisher's last pass, so that a run is
+// recorded finished only once its changes are out (or left to the sweeper).
+func (r *runner) stopPublisher() {
+	if r.pubKick == nil {
+		return
+	}
+	close(r.pubKick)
+	<-r.pubDone
+	r.pubKick = nil
 }
 
 // syncKind fetches one kind page by page, maps each page on all cores and writes its

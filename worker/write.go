@@ -167,10 +167,11 @@ func (r *runner) record(kind string, batch []catalog.Write, outcomes []catalog.O
 		}
 		changes = append(changes, o.CreatedChanges...)
 	}
-	// The changes are in the outbox already: a failed publish is retried by the next
-	// drain or the sweeper, and must not fail the write.
-	if err := r.publish(changes); err != nil {
-		r.log.Warn("publishing entity changes; the outbox keeps them", zap.Error(err))
+	// The changes are in the outbox already: they are published in the background,
+	// and a failed publish is retried by the next pass or the sweeper; it must not
+	// fail the write.
+	if len(changes) > 0 {
+		r.publishSoon()
 	}
 	return nil
 }
@@ -304,6 +305,7 @@ func (w *Worker) live(ctx context.Context, env queue.Envelope, in *integration.I
 		return permanent("the config of %s/%s has no resource of kind %q", in.Tenant, in.ID, data.Kind)
 	}
 	r := &runner{w: w, ctx: ctx, in: in, prog: prog, log: log, rec: liveRecord(), started: env.Time}
+	defer r.stopPublisher() // the event is acked once its changes are out
 	upserts := make([][]byte, len(data.Upsert))
 	for i, it := range data.Upsert {
 		upserts[i] = it

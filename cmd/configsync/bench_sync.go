@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	configPath := fs.String("config", "../shared/compat/ocean-integrations/github/port-app-config.yml", "config whose repository resource is synced (blueprints.json next to it is loaded)")
 	jqPath := fs.String("jq", "jq", "the jq CLI to compare with")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three resyncs to this file")
+	traceFile := fs.String("trace", "", "write a runtime execution trace of the three resyncs to this file (go tool trace; shows where the stages wait)")
 	latencySamples := fs.Int("latency-samples", 9, "patch-to-run-start latencies to measure (each is an unchanged resync)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the full resync ends (what it left in memory)")
 	if err := parseFlags(fs, args); err != nil {
@@ -80,6 +82,17 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath, LatencySamples: *latencySamples,
 		Progress: func(s string) {
