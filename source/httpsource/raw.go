@@ -1,13 +1,12 @@
 package httpsource
 
 import (
-	"bytes"
+	"encoding/json"
 	"errors"
-	"io"
 	"regexp"
 	"strings"
 
-	"github.com/go-json-experiment/json/jsontext"
+	"github.com/configsync/configsync/rawjson"
 )
 
 // simplePath matches a dataPath that is only field names: ".", ".items",
@@ -39,85 +38,119 @@ var errNotSimple = errors.New("not a plain document for the raw path")
 // splitRaw follows fields through body and returns the items there as slices
 // of body (no copy, capacity capped so that nobody appends into a
 // neighbour): each element of an array, or an object itself. The whole body
-// is checked to be one valid JSON value.
+// is checked to be one valid JSON value, by rawjson, which steps over the
+// items' bytes several times faster than a general decoder; whatever it is
+// unsure of goes to the jq path (errNotSimple).
 func splitRaw(body []byte, fields []string) ([][]byte, error) {
-	// Names may repeat inside items (the mapping's decoder, like encoding/json,
-	// keeps the last); walkRaw itself refuses a repeated member on the path.
-	// Checking names costs a map per object, three quarters of the scan.
-	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
 	var items [][]byte
-	if err := walkRaw(dec, body, fields, &items); err != nil {
+	i, err := walkRaw(body, rawjson.Space(body, 0), fields, &items)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if rawjson.Space(body, i) != len(body) {
 		return nil, errNotSimple
 	}
 	return items, nil
 }
 
-// walkRaw reads the next value of dec: when fields is empty, that value holds
+// walkRaw reads the value at body[i]: when fields is empty, that value holds
 // the items; otherwise it must be an object whose member fields[0] is walked
-// in turn, the other members skipped.
-func walkRaw(dec *jsontext.Decoder, body []byte, fields []string, items *[][]byte) error {
-	kind := dec.PeekKind()
+// in turn, the other members skipped. It returns the index after the value.
+// Names may repeat inside items (the mapping's decoder, like encoding/json,
+// keeps the last), but not on the path.
+func walkRaw(body []byte, i int, fields []string, items *[][]byte) (int, error) {
+	if i >= len(body) {
+		return i, errNotSimple
+	}
 	if len(fields) == 0 {
-		switch kind {
+		switch body[i] {
 		case '[':
-			if _, err := dec.ReadToken(); err != nil {
-				return errNotSimple
+			i = rawjson.Space(body, i+1)
+			if i < len(body) && body[i] == ']' {
+				return i + 1, nil
 			}
-			for dec.PeekKind() != ']' {
-				v, err := dec.ReadValue()
-				if err != nil {
-					return errNotSimple
+			for {
+				end, ok := rawjson.Value(body, i)
+				if !ok {
+					return i, errNotSimple
 				}
-				end := int(dec.InputOffset())
-				start := end - len(v)
-				*items = append(*items, body[start:end:end])
+				*items = append(*items, body[i:end:end])
+				i = rawjson.Space(body, end)
+				if i >= len(body) {
+					return i, errNotSimple
+				}
+				switch body[i] {
+				case ',':
+					i = rawjson.Space(body, i+1)
+				case ']':
+					return i + 1, nil
+				default:
+					return i, errNotSimple
+				}
 			}
-			if _, err := dec.ReadToken(); err != nil {
-				return errNotSimple
-			}
-			return nil
 		case '{':
-			v, err := dec.ReadValue()
-			if err != nil {
-				return errNotSimple
+			end, ok := rawjson.Value(body, i)
+			if !ok {
+				return i, errNotSimple
 			}
-			end := int(dec.InputOffset())
-			*items = append(*items, body[end-len(v):end:end])
-			return nil
+			*items = append(*items, body[i:end:end])
+			return end, nil
 		}
-		return errNotSimple
+		return i, errNotSimple
 	}
-	if kind != '{' {
-		return errNotSimple
+	if body[i] != '{' {
+		return i, errNotSimple
 	}
-	if _, err := dec.ReadToken(); err != nil {
-		return errNotSimple
-	}
+	i = rawjson.Space(body, i+1)
 	found := false
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil || name.Kind() != '"' {
-			return errNotSimple
+	if i < len(body) && body[i] == '}' {
+		return i, errNotSimple // the member is missing
+	}
+	for {
+		if i >= len(body) || body[i] != '"' {
+			return i, errNotSimple
 		}
-		if name.String() == fields[0] {
+		end, escaped, ok := rawjson.String(body, i)
+		if !ok {
+			return i, errNotSimple
+		}
+		name := string(body[i+1 : end-1])
+		if escaped { // rare: "it\u0065ms" is "items" too
+			if err := json.Unmarshal(body[i:end], &name); err != nil {
+				return i, errNotSimple
+			}
+		}
+		i = rawjson.Space(body, end)
+		if i >= len(body) || body[i] != ':' {
+			return i, errNotSimple
+		}
+		i = rawjson.Space(body, i+1)
+		if name == fields[0] {
 			if found {
-				return errNotSimple
+				return i, errNotSimple
 			}
 			found = true
-			if err := walkRaw(dec, body, fields[1:], items); err != nil {
-				return err
+			var err error
+			if i, err = walkRaw(body, i, fields[1:], items); err != nil {
+				return i, err
 			}
-			continue
+		} else if i, ok = rawjson.Value(body, i); !ok {
+			return i, errNotSimple
 		}
-		if err := dec.SkipValue(); err != nil {
-			return errNotSimple
+		i = rawjson.Space(body, i)
+		if i >= len(body) {
+			return i, errNotSimple
+		}
+		switch body[i] {
+		case ',':
+			i = rawjson.Space(body, i+1)
+		case '}':
+			if !found {
+				return i, errNotSimple
+			}
+			return i + 1, nil
+		default:
+			return i, errNotSimple
 		}
 	}
-	if _, err := dec.ReadToken(); err != nil || !found {
-		return errNotSimple
-	}
-	return nil
 }

@@ -7,6 +7,10 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/configsync/configsync/fakegithub"
 )
 
 // jqItems is what the decode-and-jq path makes of body for a simple dataPath:
@@ -155,6 +159,48 @@ func FuzzSplitRaw(f *testing.F) {
 		}
 		if got := decodeAll(t, items); !reflect.DeepEqual(got, append([]any{}, want...)) {
 			t.Fatalf("items %v, jq gives %v", got, want)
+		}
+	})
+}
+
+// BenchmarkSplitRaw cuts a page of 100 GitHub-like repositories (≈ 530 KB) into its
+// items, against jsontext reading the same values one by one (how splitRaw did it
+// before rawjson) as the baseline in the same run.
+func BenchmarkSplitRaw(b *testing.B) {
+	page := []byte(`{"items":[`)
+	for i := range 100 {
+		if i > 0 {
+			page = append(page, ',')
+		}
+		page = fakegithub.AppendRepository(page, i, fakegithub.RepositoryOptions{})
+	}
+	page = append(page, `],"next":null}`...)
+	b.Run("rawjson", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			items, err := splitRaw(page, []string{"items"})
+			if err != nil || len(items) != 100 {
+				b.Fatalf("%d items, %v", len(items), err)
+			}
+		}
+	})
+	b.Run("jsontext", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			dec := jsontext.NewDecoder(bytes.NewReader(page), jsontext.AllowDuplicateNames(true))
+			_, _ = dec.ReadToken()
+			_, _ = dec.ReadToken()
+			_, _ = dec.ReadToken()
+			n := 0
+			for dec.PeekKind() != ']' {
+				if _, err := dec.ReadValue(); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			if n != 100 {
+				b.Fatalf("%d items", n)
+			}
 		}
 	})
 }

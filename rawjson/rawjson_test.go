@@ -1,0 +1,101 @@
+package rawjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+func TestValue(t *testing.T) {
+	cases := []struct {
+		in   string
+		ok   bool
+		rest string // what follows the value
+	}{
+		{`{}`, true, ``},
+		{`[]`, true, ``},
+		{`{"a":1,"b":[true,false,null],"c":{"d":"e"}} tail`, true, ` tail`},
+		{`[1, -0, 0.5, -12.5e+3, 1E9, 2e-1]`, true, ``},
+		{`"plain text that is longer than eight bytes, twice over"x`, true, `x`},
+		{`"esc \" \\ \/ \b \f \n \r \t \u00e9 \u20AC"`, true, ``},
+		{`"unicode é € 😀 and a long tail of ascii"`, true, ``},
+		{`{ "a" : [ 1 , 2 ] , "b" : "c" }`, true, ``},
+		{`truex`, true, `x`}, // the caller rejects what follows
+		{`01`, true, `1`},    // likewise
+		{``, false, ``},
+		{`{`, false, ``},
+		{`{"a"}`, false, ``},
+		{`{"a":}`, false, ``},
+		{`{"a":1,}`, false, ``},
+		{`[1,]`, false, ``},
+		{`[1 2]`, false, ``},
+		{`{1:2}`, false, ``},
+		{`tru`, false, ``},
+		{`nul`, false, ``},
+		{`-`, false, ``},
+		{`1.`, false, ``},
+		{`1e`, false, ``},
+		{`.5`, false, ``},
+		{`+1`, false, ``},
+		{`"unterminated`, false, ``},
+		{`"unterminated and longer than eight bytes`, false, ``},
+		{"\"control \x01 char\"", false, ``},
+		{"\"a tab \t inside, past the first eight\"", false, ``},
+		{`"bad escape \x"`, false, ``},
+		{`"short \u12"`, false, ``},
+		{`"not hex \u12G4"`, false, ``},
+		{`"surrogate \ud83d\ude00"`, false, ``}, // valid JSON, but decoders differ: not accepted
+		{"\"invalid utf-8 \xff here\"", false, ``},
+		{"\"truncated utf-8 \xe2\x82\"", false, ``},
+		{strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth), true, ``},
+		{strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1), false, ``},
+	}
+	for _, tc := range cases {
+		end, ok := Value([]byte(tc.in), 0)
+		if ok != tc.ok {
+			t.Errorf("Value(%.60q) ok = %v, want %v", tc.in, ok, tc.ok)
+			continue
+		}
+		if ok && tc.in[end:] != tc.rest {
+			t.Errorf("Value(%.60q) left %q, want %q", tc.in, tc.in[end:], tc.rest)
+		}
+	}
+}
+
+func TestStringEscaped(t *testing.T) {
+	for in, want := range map[string]bool{`"plain"`: false, `"with \n escape"`: true, `"long plain string without escapes"`: false, `"é"`: false} {
+		_, escaped, ok := String([]byte(in), 0)
+		if !ok || escaped != want {
+			t.Errorf("String(%q) = escaped %v ok %v, want escaped %v", in, escaped, ok, want)
+		}
+	}
+}
+
+// FuzzValue: whatever Value accepts, encoding/json and jsontext accept as the same
+// value, and it ends where jsontext says the value ends.
+func FuzzValue(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2.5e3,"x\n"],"b":null}`, `"é😀"`, `[true,false]`, `-0.1E+2`, `{"a":{"b":{}}}`, `"\u00e9\ud83d"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, ok := Value(b, 0)
+		if !ok {
+			return
+		}
+		v := b[:end]
+		if !json.Valid(v) {
+			t.Fatalf("accepted %q, which encoding/json finds invalid", v)
+		}
+		dec := jsontext.NewDecoder(bytes.NewReader(v), jsontext.AllowDuplicateNames(true))
+		got, err := dec.ReadValue()
+		if err != nil {
+			t.Fatalf("accepted %q, which jsontext refuses: %v", v, err)
+		}
+		if !bytes.Equal(got, v) {
+			t.Fatalf("accepted %q as one value, jsontext reads %q", v, got)
+		}
+	})
+}
