@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -370,5 +371,55 @@ func TestRunStopsOnFatalReadError(t *testing.T) {
 	err := prog.Run(context.Background(), &errSource{n: 10}, RunOptions{Resources: prog.Resources}, func(*ItemResult) error { return nil })
 	if err == nil || err.Error() != "bad item" {
 		t.Fatalf("want the read error, got %v", err)
+	}
+}
+
+// sizedLines is a lineSource that says how many items it holds.
+type sizedLines struct{ lineSource }
+
+func (s *sizedLines) Len() int { return len(s.lines) }
+
+// TestRunSplitsASizedSource: a small SizedSource (a page of a REST API) is mapped on
+// several workers at once. Each item's Transform waits until another item is being
+// transformed at the same time; mapped as one batch, by one worker, none ever is.
+// A plain Source of the same items is one batch, as before.
+func TestRunSplitsASizedSource(t *testing.T) {
+	prog := compileYAML(t, oneMapping("'true'", "", "          identifier: .n | tostring\n          blueprint: '\"b\"'\n"), Options{Workers: 2})
+	var lines []string
+	for i := range 16 {
+		lines = append(lines, fmt.Sprintf(`{"n":%d}`, i))
+	}
+	concurrent := func(src Source) bool {
+		var mu sync.Mutex
+		active, overlapped := 0, false
+		err := prog.Run(context.Background(), src, RunOptions{Resources: prog.Resources, Transform: func(*ItemResult) {
+			mu.Lock()
+			active++
+			mu.Unlock()
+			for deadline := time.Now().Add(50 * time.Millisecond); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				mu.Lock()
+				if active > 1 {
+					overlapped = true
+				}
+				done := overlapped
+				mu.Unlock()
+				if done {
+					break
+				}
+			}
+			mu.Lock()
+			active--
+			mu.Unlock()
+		}}, func(*ItemResult) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return overlapped
+	}
+	if !concurrent(&sizedLines{lineSource{lines: lines}}) {
+		t.Error("a sized source of 16 items was mapped by one worker at a time")
+	}
+	if concurrent(&lineSource{lines: lines}) {
+		t.Error("16 small items of a plain source were split: the test cannot tell the cases apart")
 	}
 }

@@ -14,6 +14,15 @@ type Source interface {
 	Next() ([]byte, error)
 }
 
+// SizedSource is a Source that knows how many items it holds, such as a page of a
+// REST API. Run then cuts it into a few batches per worker: a page of a hundred
+// GitHub repositories is half a megabyte, one batch by size, and so was mapped on one
+// core while the others waited.
+type SizedSource interface {
+	Source
+	Len() int
+}
+
 // RunOptions say what Run maps and how.
 type RunOptions struct {
 	// Resources are applied to every item, in order (typically the config's resources
@@ -45,6 +54,9 @@ const (
 	batchItems      = 256
 	batchBytes      = 1 << 20
 	batchesInFlight = 2
+	// minBatchItems keeps a SizedSource's batches from getting so small that
+	// handing them around costs more than mapping them.
+	minBatchItems = 8
 )
 
 type batch struct {
@@ -78,7 +90,11 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 	go func() {
 		defer close(work)
 		defer close(order)
-		readErr = p.read(ctx, src, opts.Recoverable, free, func(b *batch) bool {
+		limit := batchItems
+		if sized, ok := src.(SizedSource); ok {
+			limit = min(batchItems, max(minBatchItems, (sized.Len()+2*workers-1)/(2*workers)))
+		}
+		readErr = p.read(ctx, src, opts.Recoverable, free, limit, func(b *batch) bool {
 			select {
 			case work <- b:
 			case <-ctx.Done():
@@ -149,7 +165,7 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 }
 
 // read fills batches from src and hands each to send.
-func (p *Program) read(ctx context.Context, src Source, recoverable func(error) bool, free chan *batch, send func(*batch) bool) error {
+func (p *Program) read(ctx context.Context, src Source, recoverable func(error) bool, free chan *batch, limit int, send func(*batch) bool) error {
 	next := 0
 	// The batch is taken when an item arrives, not ahead of one: a Run per page of a
 	// hundred items took a second batch after the first and dropped it, a megabyte
@@ -189,7 +205,7 @@ func (p *Program) read(ctx context.Context, src Source, recoverable func(error) 
 		}
 		b.data = append(b.data, raw...)
 		b.ends = append(b.ends, len(b.data))
-		if len(b.ends) >= batchItems || len(b.data) >= batchBytes {
+		if len(b.ends) >= limit || len(b.data) >= batchBytes {
 			if !flush() {
 				return ctx.Err()
 			}

@@ -22,6 +22,9 @@ type items struct {
 	i    int
 }
 
+// Len makes items a mapping.SizedSource, so that a page is mapped on all cores.
+func (s *items) Len() int { return len(s.list) }
+
 func (s *items) Next() ([]byte, error) {
 	if s.i >= len(s.list) {
 		return nil, io.EOF

@@ -11,6 +11,7 @@ import (
 	"runtime/trace"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/configsync/configsync/benchmark"
@@ -29,6 +30,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	configPath := fs.String("config", "../shared/compat/ocean-integrations/github/port-app-config.yml", "config whose repository resource is synced (blueprints.json next to it is loaded)")
 	jqPath := fs.String("jq", "jq", "the jq CLI to compare with")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three resyncs to this file")
+	profilePhase := fs.String("cpuprofile-phase", "", "profile only this resync: full, unchanged or changed (default: all three)")
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the three resyncs to this file (go tool trace; shows where the stages wait)")
 	latencySamples := fs.Int("latency-samples", 9, "patch-to-run-start latencies to measure (each is an unchanged resync)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the full resync ends (what it left in memory)")
@@ -72,16 +74,44 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB (mapping only, %s)\n", "jq baseline",
 		jqRun.wall.Seconds(), float64(*items)/jqRun.wall.Seconds(), jqRun.maxRSS>>20, jqVersion(jqBin))
 
+	progressHook := func(string) {}
+	// The profile covers one resync when asked: from the end of the one before it
+	// (the start of the run for the full one) to its own end.
+	var startProfile, stopProfile func()
 	if *cpuProfile != "" {
+		before := map[string]string{"full": "", "unchanged": "full resync:", "changed": "unchanged resync:"}
+		after, ok := before[*profilePhase]
+		if !ok && *profilePhase != "" {
+			return fmt.Errorf("--cpuprofile-phase %q: want full, unchanged or changed", *profilePhase)
+		}
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		var once, stopOnce sync.Once
+		startProfile = func() {
+			once.Do(func() {
+				if err := pprof.StartCPUProfile(f); err != nil {
+					fmt.Fprintf(env.stderr, "  … CPU profile: %v\n", err)
+				}
+			})
 		}
-		defer pprof.StopCPUProfile()
+		stopProfile = func() { stopOnce.Do(pprof.StopCPUProfile) }
+		defer stopProfile()
+		if after == "" {
+			startProfile()
+		}
+		prev := progressHook
+		progressHook = func(msg string) {
+			prev(msg)
+			switch {
+			case after != "" && strings.HasPrefix(msg, after):
+				startProfile()
+			case *profilePhase != "" && strings.HasPrefix(msg, *profilePhase+" resync:"):
+				stopProfile()
+			}
+		}
 	}
 	if *traceFile != "" {
 		f, err := os.Create(*traceFile)
@@ -102,6 +132,7 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 					fmt.Fprintf(env.stderr, "  … heap profile: %v\n", err)
 				}
 			}
+			progressHook(s)
 		}})
 	if res != nil {
 		for _, p := range res.Phases {
