@@ -41,9 +41,9 @@ func tombKey(t, integration, bp, id string) string {
 // sends plain commands: one HSET and one XADD per entity, and one ZADD or SADD per
 // index key for the whole batch.
 //
-// Atomicity comes from WATCH: the fence key, the blueprint generation, each
-// candidate's entity and tombstone keys, and each relation target read are watched
-// before they are read, and the writes go in MULTI/EXEC, which Redis refuses when any
+// Atomicity comes from WATCH: the fence key, the blueprint generation, the tombstone
+// generation (T:tombgen, see deleteScript), each candidate's entity key, and each
+// relation target read are watched before they are read, and the writes go in MULTI/EXEC, which Redis refuses when any
 // of them changed in between. Then every write of the batch falls back to
 // upsertScript, which decides each one itself, so a lost race costs time, not
 // correctness. All keys are in the tenant's hash slot, as Redis Cluster needs for a
@@ -115,7 +115,10 @@ func (c *Catalog) createTx(ctx context.Context, tenant, t, fenceKey, token strin
 // candidates it decided, none when the transaction lost a race.
 func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, now time.Time, bc *bpCache, cands []*prepared) (map[*prepared]*Outcome, error) {
 	bpgenKey := t + ":bpgen"
-	watch := []string{bpgenKey}
+	// Tombstones are watched through T:tombgen, which every call that writes one
+	// increments: one key instead of one per write, since Redis's WATCH costs
+	// grow with the square of the keys a connection watches.
+	watch := []string{bpgenKey, t + ":tombgen"}
 	if token != "" {
 		watch = append(watch, fenceKey)
 	}
@@ -124,7 +127,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 	seenTarget := map[string]bool{}
 	for _, p := range cands {
 		e := &p.w.Entity
-		watch = append(watch, entityKey(t, e.Blueprint, e.Identifier), tombKey(t, p.w.Integration, e.Blueprint, e.Identifier))
+		watch = append(watch, entityKey(t, e.Blueprint, e.Identifier))
 		for r := 0; r < len(p.rels); r += 3 {
 			for _, id := range relIDs(p.relValue(p.rels[r])) {
 				k := entityKey(t, p.rels[r+1], id)

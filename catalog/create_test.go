@@ -225,39 +225,73 @@ func TestCreateTxMatchesScript(t *testing.T) {
 
 // TestCreateTxLosesARace: when a watched key changes between the transaction's reads
 // and its EXEC, Redis refuses the transaction and every write goes to the script,
-// which sees the entity another writer created and updates it.
+// which decides with what the rival did: another writer's create of b makes ours an
+// update; a live delete of b (a tombstone, watched through T:tombgen) makes it older.
 func TestCreateTxLosesARace(t *testing.T) {
-	e := setup(t)
-	rival := New(e.rdb, e.prefix, e.clock.Now)
-	race := &raceHook{run: func() {
-		w := e.w("githubRepository", "b", repo("b"), nil)
-		w.Integration = "rival"
-		if _, err := rival.Upsert(e.ctx, e.tenant, nil, []Write{w}); err != nil {
-			t.Error(err)
-		}
-	}}
-	e.rdb.AddHook(race)
-	e.clock.Add(time.Second)
-	outs := e.upsert(nil, e.w("githubRepository", "a", repo("a"), nil), e.w("githubRepository", "b", repo("b"), nil))
-	if !race.done {
-		t.Fatal("the race never ran: the test does not test anything")
+	cases := []struct {
+		name   string
+		rival  func(e *env, rival *Catalog) error
+		early  bool // our writes were fetched before the rival acted
+		want   Status
+		outbox []string
+	}{
+		{
+			name: "another writer creates the entity",
+			rival: func(e *env, rival *Catalog) error {
+				w := e.w("githubRepository", "b", repo("b"), nil)
+				w.Integration = "rival"
+				_, err := rival.Upsert(e.ctx, e.tenant, nil, []Write{w})
+				return err
+			},
+			want:   Updated,
+			outbox: []string{"b:created", "a:created", "b:updated"},
+		},
+		{
+			name: "a live delete of the item",
+			rival: func(e *env, rival *Catalog) error {
+				_, err := rival.DeleteLive(e.ctx, e.tenant, "gh", Ref{Blueprint: "githubRepository", Identifier: "b"}, e.clock.Now(), false)
+				return err
+			},
+			early:  true,
+			want:   SkippedOlder,
+			outbox: []string{"a:created"},
+		},
 	}
-	if outs[0].Status != Created || outs[1].Status != Updated {
-		t.Fatalf("outcomes %s, %s; want created, updated", outs[0].Status, outs[1].Status)
-	}
-	if got := e.get("githubRepository", "b"); got.Integration != "gh" {
-		t.Errorf("b is owned by %q, want the takeover by gh", got.Integration)
-	}
-	entries, err := e.cat.PendingChanges(e.ctx, e.tenant, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ops []string
-	for _, en := range entries {
-		ops = append(ops, en.Change.Identifier+":"+en.Change.Op)
-	}
-	if want := []string{"b:created", "a:created", "b:updated"}; !slices.Equal(ops, want) {
-		t.Errorf("outbox %v, want %v", ops, want)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			fetched := e.clock.Now()
+			e.clock.Add(time.Second)
+			rival := New(e.rdb, e.prefix, e.clock.Now)
+			race := &raceHook{run: func() {
+				if err := tc.rival(e, rival); err != nil {
+					t.Error(err)
+				}
+			}}
+			e.rdb.AddHook(race)
+			a, b := e.w("githubRepository", "a", repo("a"), nil), e.w("githubRepository", "b", repo("b"), nil)
+			if tc.early {
+				a.FetchedAt, b.FetchedAt = fetched, fetched
+			}
+			outs := e.upsert(nil, a, b)
+			if !race.done {
+				t.Fatal("the race never ran: the test does not test anything")
+			}
+			if outs[0].Status != Created || outs[1].Status != tc.want {
+				t.Fatalf("outcomes %s, %s; want created, %s", outs[0].Status, outs[1].Status, tc.want)
+			}
+			entries, err := e.cat.PendingChanges(e.ctx, e.tenant, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ops []string
+			for _, en := range entries {
+				ops = append(ops, en.Change.Identifier+":"+en.Change.Op)
+			}
+			if !slices.Equal(ops, tc.outbox) {
+				t.Errorf("outbox %v, want %v", ops, tc.outbox)
+			}
+		})
 	}
 }
 

@@ -589,8 +589,10 @@ func TestOutboxCap(t *testing.T) {
 	if n < 10 || n >= total {
 		t.Errorf("outbox holds %d of %d changes with a cap of about 10", n, total)
 	}
+	// The last Upsert's creates go in parallel transactions of createChunk writes,
+	// so which of its chunks wrote last is not fixed; it is one of them.
 	entries := e.outbox()
-	if first, last := entries[0].Change.Identifier, entries[len(entries)-1].Change.Identifier; first == "o000" || last != "o299" {
+	if first, last := entries[0].Change.Identifier, entries[len(entries)-1].Change.Identifier; first == "o000" || last < "o200" {
 		t.Errorf("outbox runs from %s to %s; want the newest kept", first, last)
 	}
 }

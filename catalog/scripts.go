@@ -516,6 +516,9 @@ return {'ok', out}
 // survivors that point at a deleted entity are cleared (a single target becomes null,
 // a list loses the identifier) and the survivor's hash and _updated are rewritten.
 //
+// A call that writes tombstones also increments T:tombgen once, which a create
+// transaction watches instead of every tombstone it reads (see createTx).
+//
 // A live delete leaves a tombstone per checked entity it is given, T:tomb:<integration>US<bp>US<id>
 // holding the delete's cut-off (the largest one seen) for ARGV[9] ms, whether the
 // entity is then deleted, blocked here by a new dependent, refused (newer, or another
@@ -546,6 +549,7 @@ i = i + 1
 
 local cands, isCand = {}, {}
 local gone, fresh, blocked = {}, {}, {}
+local tombed = false
 while i + 2 <= #ARGV do
   local bp, id, check = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   i = i + 3
@@ -553,7 +557,10 @@ while i + 2 <= #ARGV do
   if mode == 'live' and check == '1' then
     local tk = T .. ':tomb:' .. integ .. US .. bp .. US .. id
     local prev = tonumber(redis.call('GET', tk) or '')
-    if not prev or prev < before then redis.call('SET', tk, ARGV[6], 'PX', tombTTL) end
+    if not prev or prev < before then
+      redis.call('SET', tk, ARGV[6], 'PX', tombTTL)
+      if not tombed then redis.call('INCR', T .. ':tombgen'); tombed = true end
+    end
   end
   if not isCand[ek] then
     local f = toMap(redis.call('HGETALL', ek))
