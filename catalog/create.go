@@ -351,9 +351,19 @@ func barebonesHead(bp, id string) string {
 	return string(b)
 }
 
+// appendJSONString appends s as encoding/json encodes it, byte for byte (stored
+// values are hashed, so they must not change). Most strings are printable ASCII
+// that json.Marshal writes as they are: those skip it and its allocation.
 func appendJSONString(b []byte, s string) []byte {
-	enc, _ := json.Marshal(s) // a string always encodes
-	return append(b, enc...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func containsRef(refs []Ref, bp, id string) bool {

@@ -430,3 +430,14 @@ func merged(a, b map[string]any) map[string]bool {
 	}
 	return out
 }
+
+// TestAppendJSONStringMatchesMarshal: stored values are hashed, so the fast path must
+// write exactly what json.Marshal writes.
+func TestAppendJSONStringMatchesMarshal(t *testing.T) {
+	for _, s := range []string{"", "plain", "https://github.com/acme/api", "a\"b", `back\slash`, "<html>&amp;", "tab\there", "é", "😀", "\x7f", "line\nbreak", "\u2028", "bad \xff utf-8"} {
+		want, _ := json.Marshal(s)
+		if got := appendJSONString(nil, s); string(got) != string(want) {
+			t.Errorf("appendJSONString(%q) = %s, json.Marshal gives %s", s, got, want)
+		}
+	}
+}

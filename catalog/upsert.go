@@ -343,8 +343,10 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 		p.fields = append(p.fields, "team", string(team))
 	}
 	for _, name := range slices.Sorted(maps.Keys(cleaned)) {
-		data, err := json.Marshal(cleaned[name])
-		if err != nil {
+		var data []byte
+		if s, ok := cleaned[name].(string); ok {
+			data = appendJSONString(nil, s)
+		} else if data, err = json.Marshal(cleaned[name]); err != nil {
 			problems = append(problems, fmt.Errorf("property %q: %w", name, err))
 			continue
 		}
@@ -475,10 +477,7 @@ func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, ou
 // because encoding in Lua cost half of a create.
 func (p *prepared) changeHead() string {
 	e := &p.w.Entity
-	str := func(b []byte, s string) []byte {
-		enc, _ := json.Marshal(s) // a string always encodes
-		return append(b, enc...)
-	}
+	str := appendJSONString
 	b := make([]byte, 0, 256)
 	b = append(b, `{"identifier":`...)
 	b = str(b, e.Identifier)

@@ -192,8 +192,9 @@ type runner struct {
 	// waiting holds writes whose relation targets did not exist yet (with
 	// createMissingRelatedEntities false); they are tried again at the end of the run.
 	waiting []pendingWrite
-	// pending is the batch being written in the background, if any (writeBehind).
-	pending *inflight
+	// pending are the batches being written in the background, oldest first
+	// (writeBehind).
+	pending []*inflight
 	// The background publisher (publishSoon): pubKick asks for a pass, pubDone is
 	// closed when it has stopped, pubMu keeps passes one at a time.
 	pubKick chan struct{}

@@ -91,17 +91,27 @@ type inflight struct {
 	err      error
 }
 
+// writesInFlight is how many batches writeBehind has written at once. One was not
+// enough to keep both cores busy: a create batch waits on several Redis round trips
+// (see catalog.createTx) while the next page is mapped in a fraction of that time.
+// Batches of one run may be written in any order: the catalog orders writes of the
+// same entity by fetch time, and later pages are fetched later.
+const writesInFlight = 3
+
 // writeBehind starts writing a batch in the background, after recording the outcome
-// of the one before, so that Redis works on one batch while the next is mapped:
-// sequential, the two cores took turns. Only the catalog call runs in the background;
-// outcomes are recorded by the runner's own goroutine, in order. Whoever ends a
-// sequence of writes calls drain.
+// of the oldest one when writesInFlight are being written, so that Redis works on
+// batches while the next is mapped: sequential, the two cores took turns. Only the
+// catalog call runs in the background; outcomes are recorded by the runner's own
+// goroutine, in order. Whoever ends a sequence of writes calls drain, also after an
+// error, so that no write outlives the run.
 func (r *runner) writeBehind(kind string, batch []catalog.Write) error {
-	if err := r.drain(); err != nil {
-		return err
+	for len(r.pending) >= writesInFlight {
+		if err := r.drainOne(); err != nil {
+			return err
+		}
 	}
 	f := &inflight{kind: kind, batch: batch, done: make(chan struct{})}
-	r.pending = f
+	r.pending = append(r.pending, f)
 	go func() {
 		defer close(f.done)
 		f.outcomes, f.err = r.w.Catalog.Upsert(r.ctx, r.in.Tenant, r.fence, f.batch)
@@ -109,13 +119,22 @@ func (r *runner) writeBehind(kind string, batch []catalog.Write) error {
 	return nil
 }
 
-// drain waits for the batch being written, if any, and records its outcomes.
+// drain waits for every batch being written and records their outcomes in order. It
+// returns the first error, having waited for all of them.
 func (r *runner) drain() error {
-	f := r.pending
-	if f == nil {
-		return nil
+	var first error
+	for len(r.pending) > 0 {
+		if err := r.drainOne(); err != nil && first == nil {
+			first = err
+		}
 	}
-	r.pending = nil
+	return first
+}
+
+// drainOne waits for the oldest batch being written and records its outcomes.
+func (r *runner) drainOne() error {
+	f := r.pending[0]
+	r.pending = r.pending[1:]
 	<-f.done
 	if f.err != nil {
 		return fmt.Errorf("writing %d entities of kind %s: %w", len(f.batch), f.kind, f.err)
