@@ -66,6 +66,14 @@ const (
 	// DuplicateWindow is how long the streams remember a Nats-Msg-Id: a republish of
 	// the same event id or change id within it is acknowledged but not stored again.
 	DuplicateWindow = 2 * time.Minute
+	// ChangesDuplicateWindow is DuplicateWindow for entity changes. It covers the
+	// publisher's own republish of a failed batch, which follows at once; a change
+	// republished after a crash (by the sweeper, 30 s later) may be stored twice,
+	// which consumers drop by changeId as they must anyway (events.md). It is short
+	// because the stream keeps an index entry per id for the whole window: at a full
+	// resync's tens of thousands of changes per second, two minutes of them were most
+	// of an embedded server's memory.
+	ChangesDuplicateWindow = 20 * time.Second
 )
 
 // Options configures a Queue. The zero value is valid: every zero field takes its
@@ -229,7 +237,7 @@ func (q *Queue) streamConfigs() []jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
 		MaxAge:      o.ChangesMaxAge,
-		Duplicates:  min(DuplicateWindow, o.ChangesMaxAge),
+		Duplicates:  min(ChangesDuplicateWindow, o.ChangesMaxAge),
 	}, {
 		Name:        DLQStream,
 		Description: "configsync dead letters: command events that were malformed or failed too often",
@@ -303,7 +311,7 @@ const (
 // Change is one entity change event, published on ChangesSubject(tenant).
 type Change struct {
 	// ChangeID names the change; it is the Nats-Msg-Id, so republishing a batch
-	// after a failure does not store its changes twice (within DuplicateWindow).
+	// after a failure does not store its changes twice (within ChangesDuplicateWindow).
 	ChangeID string `json:"changeId"`
 	// Op is OpCreated, OpUpdated or OpDeleted.
 	Op         string `json:"op"`

@@ -716,7 +716,7 @@ func TestOpenIsIdempotent(t *testing.T) {
 		t.Errorf("commands stream config: %+v", cfg)
 	}
 	ch := e.streamInfo(queue.ChangesStream).Config
-	if ch.Retention != jetstream.LimitsPolicy || ch.MaxAge != time.Hour {
+	if ch.Retention != jetstream.LimitsPolicy || ch.MaxAge != time.Hour || ch.Duplicates != 20*time.Second {
 		t.Errorf("changes stream config: %+v", ch)
 	}
 	ci := e.consumerInfo()
