@@ -206,6 +206,13 @@ type Outcome struct {
 	// CreatedChanges are the changes of the barebones entities in Created, also in the
 	// outbox (before Change).
 	CreatedChanges []Change
+	// Hash is the stored entity's content hash after a Created, Updated or Unchanged
+	// write when it is the write's own (nothing kept from the stored entity by a
+	// merge), else empty; with Generation, what Settle needs to settle the same
+	// write again without it (see PageEntry).
+	Hash string
+	// Generation is the blueprint generation the write was validated against.
+	Generation string
 }
 
 // Ref names one entity.

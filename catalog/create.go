@@ -101,7 +101,7 @@ func (c *Catalog) createTx(ctx context.Context, tenant, t, fenceKey, token strin
 	}
 	for _, p := range preps {
 		if o, ok := created[p]; ok {
-			o.Warnings = outcomes[p.index].Warnings
+			o.Warnings, o.Generation = outcomes[p.index].Warnings, bc.gen
 			outcomes[p.index] = *o
 			changed = changed || o.Change != nil || len(o.CreatedChanges) > 0
 		} else {
@@ -275,7 +275,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		}
 		cid := newChangeID()
 		plan.changes = append(plan.changes, changeJSON(cid, OpCreated, e.Blueprint, e.Identifier, p.changeHead(), nowJSON))
-		o.Status = Created
+		o.Status, o.Hash = Created, p.hash()
 		o.Change = &Change{ChangeID: cid, Op: OpCreated, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
 		plan.outcomes[p] = o
 	}

@@ -242,7 +242,8 @@ end
 //
 // Returns {"fenced"}, {"bpstale"} (blueprints changed since the caller read them:
 // reload and retry), {"checked"}, {"older"}, {"invalid", {fields}}, {"missing", {bp, id, ...}},
-// {"unchanged"} or {"unchanged", {created bp, id, ...}, {change id, ...}} (the stored
+// {"unchanged"}, {"unchanged", {}, {}, "own"} (the fast path: the stored hash is the
+// write's own) or {"unchanged", {created bp, id, ...}, {change id, ...}} (the stored
 // entity lacked a relation target, which only a broken invariant allows, and the
 // target was created), or {"created"|"updated", {created bp, id, ...}, {kept field,
 // value, ...}, created ms, {change id, ...}} where kept are the content fields the
@@ -288,7 +289,7 @@ local function one(A)
   if exists and A[13] == '1' and meta[3] == A[12] and meta[4] == owner and meta[5] == kind then
     redis.call('ZADD', ownKey, now, member)
     if fetched > oldFetched then redis.call('HSET', ek, '_fetched', A[7]) end
-    return {'unchanged'}
+    return {'unchanged', {}, {}, 'own'}
   end
 
   -- A create has nothing to read (HMGET said so): one call less.

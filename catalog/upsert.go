@@ -95,7 +95,8 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 			for k, p := range preps {
 				switch states[k] {
 				case touchSettled:
-					outcomes[p.index].Status = Unchanged
+					o := &outcomes[p.index]
+					o.Status, o.Hash, o.Generation = Unchanged, p.hash(), bc.gen
 					continue
 				case touchStored:
 					p.stored = true
@@ -143,6 +144,7 @@ func (c *Catalog) Upsert(ctx context.Context, tenant string, fence *Fence, write
 		pending = pending[:0]
 		for k, res := range results {
 			p := preps[k]
+			outcomes[p.index].Generation = bc.gen
 			stale, err := p.outcome(&outcomes[p.index], res, now)
 			if err != nil {
 				return nil, fmt.Errorf("catalog: tenant %q: %s/%s: %w", tenant, p.w.Entity.Blueprint, p.w.Entity.Identifier, err)
@@ -200,11 +202,29 @@ const (
 // sent. A fenced or stale-blueprint answer settles nothing: upsertScript then
 // reports it properly.
 func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time.Time, gen string, preps []*prepared) ([]touchState, error) {
-	settled := make([]touchState, len(preps))
 	if c.touchSkip.Load() > 0 {
 		c.touchSkip.Add(-1)
-		return settled, nil
+		return make([]touchState, len(preps)), nil
 	}
+	settled, err := c.touchAll(ctx, t, fenceKey, token, now, gen, preps)
+	if err != nil {
+		return nil, err
+	}
+	hits := 0
+	for _, s := range settled {
+		if s == touchSettled {
+			hits++
+		}
+	}
+	if hits*4 < len(preps) {
+		c.touchSkip.Store(touchBackoff)
+	}
+	return settled, nil
+}
+
+// touchAll is touch without the backoff: it sends every write it may.
+func (c *Catalog) touchAll(ctx context.Context, t, fenceKey, token string, now time.Time, gen string, preps []*prepared) ([]touchState, error) {
+	settled := make([]touchState, len(preps))
 	var idx []int
 	for k, p := range preps {
 		if p.err == nil && len(p.required) == 0 {
@@ -232,7 +252,6 @@ func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time
 		cmds = append(cmds, touchScript.EvalSha(ctx, pipe, keys, args...))
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
-	hits := 0
 	for n, cmd := range cmds {
 		chunk := idx[n*touchChunk : min((n+1)*touchChunk, len(idx))]
 		res, err := cmd.Result()
@@ -257,16 +276,12 @@ func (c *Catalog) touch(ctx context.Context, t, fenceKey, token string, now time
 			switch v, _ := f.(int64); v {
 			case 1:
 				settled[chunk[j]] = touchSettled
-				hits++
 			case 2:
 				settled[chunk[j]] = touchAbsent
 			default:
 				settled[chunk[j]] = touchStored
 			}
 		}
-	}
-	if hits*4 < len(preps) {
-		c.touchSkip.Store(touchBackoff)
 	}
 	return settled, nil
 }
@@ -584,6 +599,9 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 		o.Status = SkippedOlder
 	case "unchanged":
 		o.Status = Unchanged
+		if len(reply) >= 4 {
+			o.Hash = p.hash() // the stored hash is the write's own
+		}
 		if len(reply) >= 3 {
 			created, cids := refs(strs(reply[1])), strs(reply[2])
 			if len(cids) != len(created) {
@@ -619,9 +637,13 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 			return false, fmt.Errorf("unexpected script reply %v", res)
 		}
 		o.addCreated(created, cids[:len(created)], now)
-		ent, err := p.entity(strs(reply[2]), reply[3], now)
+		kept := strs(reply[2])
+		ent, err := p.entity(kept, reply[3], now)
 		if err != nil {
 			return false, err
+		}
+		if len(kept) == 0 {
+			o.Hash = p.hash()
 		}
 		o.Change = &Change{ChangeID: cids[len(created)], Op: op, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
 	default:

@@ -45,6 +45,9 @@ type Counts struct {
 	Failed            int `json:"failed"`
 	Deleted           int `json:"deleted"`
 	KeptForDependents int `json:"keptForDependents"`
+	// Reused counts the entities of pages found the same as in an earlier sync,
+	// settled without mapping or writing them (also counted in Unchanged).
+	Reused int `json:"reused,omitempty"`
 }
 
 // MaxErrors is how many error messages a record keeps; the counts say how many there

@@ -197,6 +197,8 @@ type runner struct {
 	pending []*inflight
 	// saved is when the run's progress was last stored (see progressEvery).
 	saved time.Time
+	// page is the page being mapped, whose batches are tagged with it (see pageTag).
+	page *pageTag
 	// The background publisher (publishSoon): pubKick asks for a pass, pubDone is
 	// closed when it has stopped, pubMu keeps passes one at a time.
 	pubKick chan struct{}
@@ -422,13 +424,30 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 		}
 		return err
 	}
+	index := -1
 	for page := range pages {
 		if err := r.checkStop(); err != nil {
 			return stop(err)
 		}
+		index++
 		counts.Fetched += len(page.Items)
 		start := time.Now()
-		if err := r.mapAndWrite(resources, kind, page.Items, page.FetchedAt, r.fence); err != nil {
+		tag := &pageTag{kind: kind, index: index, clean: true}
+		tag.entry.Fingerprint = pageFingerprint(r.rec.ConfigVersion, kind, page.Items)
+		if n, ok := r.reusePage(tag, page.FetchedAt); ok {
+			counts.Selected += n
+			counts.Unchanged += n
+			counts.Reused += n
+			continue
+		}
+		r.page = tag
+		err := r.mapAndWrite(resources, kind, page.Items, page.FetchedAt, r.fence)
+		r.page = nil
+		tag.mapped = true
+		if tag.batches == 0 {
+			r.finishPage(tag)
+		}
+		if err != nil {
 			return stop(&writeError{err})
 		}
 		if time.Since(r.saved) >= progressEvery {

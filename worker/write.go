@@ -47,6 +47,9 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 		return err
 	}
 	err := r.prog.Run(r.ctx, &items{list: raw}, mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
+		if len(res.Issues) > 0 && r.page != nil {
+			r.page.clean = false
+		}
 		for _, is := range res.Issues {
 			if is.Skipped {
 				counts.Failed++
@@ -59,6 +62,9 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 		for _, e := range res.Entities {
 			counts.Selected++
 			ce, err := r.w.entity(r.ctx, r.in.Tenant, e)
+			if r.page != nil && (err != nil || searched(e)) {
+				r.page.clean = false // depends on more than the page
+			}
 			if err != nil {
 				counts.Failed++
 				r.rec.AddError(fmt.Sprintf("item %d: %v", res.Index, err))
@@ -84,6 +90,7 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 
 // inflight is a batch being written in the background (see writeBehind).
 type inflight struct {
+	page     *pageTag // the page it is of, when it is a sync's
 	kind     string
 	batch    []catalog.Write
 	done     chan struct{}
@@ -110,7 +117,10 @@ func (r *runner) writeBehind(kind string, batch []catalog.Write) error {
 			return err
 		}
 	}
-	f := &inflight{kind: kind, batch: batch, done: make(chan struct{})}
+	f := &inflight{kind: kind, batch: batch, done: make(chan struct{}), page: r.page}
+	if f.page != nil {
+		f.page.batches++
+	}
 	r.pending = append(r.pending, f)
 	go func() {
 		defer close(f.done)
@@ -138,6 +148,12 @@ func (r *runner) drainOne() error {
 	<-f.done
 	if f.err != nil {
 		return fmt.Errorf("writing %d entities of kind %s: %w", len(f.batch), f.kind, f.err)
+	}
+	if pg := f.page; pg != nil {
+		pg.absorb(f.batch, f.outcomes)
+		if pg.batches--; pg.mapped && pg.batches == 0 {
+			r.finishPage(pg)
+		}
 	}
 	return r.record(f.kind, f.batch, f.outcomes)
 }
