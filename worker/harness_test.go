@@ -249,30 +249,15 @@ func (e *env) wantEntities(bp string, want ...string) {
 // changes reads every change event published so far for the tenant.
 func (e *env) changes() []queue.Change {
 	e.t.Helper()
-	ctx := context.Background()
-	cons, err := e.js.OrderedConsumer(ctx, queue.ChangesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{queue.ChangesSubject(e.tenant)}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	var out []queue.Change
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
+	for _, m := range e.rawChanges() {
+		var c queue.Change
+		if err := json.Unmarshal(m.data, &c); err != nil {
 			e.t.Fatal(err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var c queue.Change
-			if err := json.Unmarshal(m.Data(), &c); err != nil {
-				e.t.Fatal(err)
-			}
-			out = append(out, c)
-		}
-		if n == 0 {
-			return out
-		}
+		out = append(out, c)
 	}
+	return out
 }
 
 // slowType is a source that yields pages of {"name": "sN", "team": "t"} slowly,
