@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -129,7 +128,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 		e := &p.w.Entity
 		watch = append(watch, entityKey(t, e.Blueprint, e.Identifier))
 		for r := 0; r < len(p.rels); r += 3 {
-			for _, id := range relIDs(p.relValue(p.rels[r])) {
+			for _, id := range p.targets[r/3] {
 				k := entityKey(t, p.rels[r+1], id)
 				if !seenTarget[k] {
 					seenTarget[k] = true
@@ -222,9 +221,9 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		}
 		var missing []Ref
 		for r := 0; r < len(p.rels); r += 3 {
-			for _, id := range relIDs(p.relValue(p.rels[r])) {
+			for _, id := range p.targets[r/3] {
 				tk := entityKey(t, p.rels[r+1], id)
-				if tk == ek || present[tk] || mine[tk] || containsRef(missing, p.rels[r+1], id) {
+				if tk == ek || present[tk] || mine[tk] || slices.Contains(missing, Ref{Blueprint: p.rels[r+1], Identifier: id}) {
 					continue
 				}
 				missing = append(missing, Ref{Blueprint: p.rels[r+1], Identifier: id})
@@ -269,7 +268,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		plan.sadd(kindsKey(t, p.w.Integration), p.w.Kind)
 		for r := 0; r < len(p.rels); r += 3 {
 			src := member + US + p.rels[r] + US + p.rels[r+2]
-			for _, id := range relIDs(p.relValue(p.rels[r])) {
+			for _, id := range p.targets[r/3] {
 				plan.sadd(revKey(t, p.rels[r+1], id), src)
 			}
 		}
@@ -364,25 +363,4 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-func containsRef(refs []Ref, bp, id string) bool {
-	for _, r := range refs {
-		if r.Blueprint == bp && r.Identifier == id {
-			return true
-		}
-	}
-	return false
-}
-
-// relIDs returns the target identifiers of a stored relation value: "-" (null),
-// "=id", or "[" followed by identifiers joined by US; the Lua relIDs.
-func relIDs(v string) []string {
-	switch {
-	case len(v) > 1 && v[0] == '=':
-		return []string{v[1:]}
-	case len(v) > 1 && v[0] == '[':
-		return strings.Split(v[1:], US)
-	}
-	return nil
 }

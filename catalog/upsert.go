@@ -294,11 +294,12 @@ type prepared struct {
 	warnings []string
 	err      error
 
-	fields      []string // content field, value, ... this write sets
-	rels        []string // relation name, target blueprint, required, ...
-	required    []string // content fields that must be set after a merge
-	stored      bool     // touch found its entity stored: not a create
-	contentHash string   // see hash
+	fields      []string   // content field, value, ... this write sets
+	rels        []string   // relation name, target blueprint, required, ...
+	targets     [][]string // the target identifiers of each relation in rels
+	required    []string   // content fields that must be set after a merge
+	stored      bool       // touch found its entity stored: not a create
+	contentHash string     // see hash
 	// What the write sets, as Go values, for the Change's entity.
 	props     map[string]any
 	relations map[string]any
@@ -391,6 +392,7 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 		}
 		p.fields = append(p.fields, "r:"+name, enc)
 		p.rels = append(p.rels, name, rel.Target, flag(rel.Required))
+		p.targets = append(p.targets, ids)
 		p.relations[name] = norm
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.Relations)) {
@@ -560,16 +562,6 @@ func (p *prepared) changeHead() string {
 		b = str(b, p.w.Kind)
 	}
 	return string(b)
-}
-
-// relValue is the stored value of relation name, which the write sets.
-func (p *prepared) relValue(name string) string {
-	for i := 0; i+1 < len(p.fields); i += 2 {
-		if p.fields[i] == "r:"+name {
-			return p.fields[i+1]
-		}
-	}
-	return "-"
 }
 
 // hash is contentHash of the fields the write sets, computed once.
