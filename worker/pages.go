@@ -3,13 +3,13 @@ package worker
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"go.uber.org/zap"
 
 	"github.com/configsync/configsync/catalog"
 	"github.com/configsync/configsync/mapping"
+	"github.com/configsync/configsync/source"
 )
 
 // pageTag follows one page of a sync through mapping and writing. When every item of
@@ -46,7 +46,8 @@ func (t *pageTag) absorb(batch []catalog.Write, outcomes []catalog.Outcome) {
 	}
 }
 
-// finishPage remembers a clean page once all its writes are recorded.
+// finishPage remembers a clean page once all its writes are recorded. The entry is
+// stored in the background (savePages), off the runner's path.
 func (r *runner) finishPage(t *pageTag) {
 	if !t.clean {
 		return
@@ -54,31 +55,70 @@ func (r *runner) finishPage(t *pageTag) {
 	if t.entry.Generation == "" && len(t.entry.Entities) == 0 {
 		return // nothing was written, so no generation to check against later
 	}
-	if err := r.w.Catalog.PutPage(r.ctx, r.in.Tenant, r.in.ID, t.kind, t.index, &t.entry); err != nil {
-		r.log.Warn("remembering a synced page", zap.String("kind", t.kind), zap.Int("page", t.index), zap.Error(err))
+	if r.pageQueue == nil {
+		r.pageQueue, r.pagesStored = make(chan *pageTag, 16), make(chan struct{})
+		go r.savePages()
+	}
+	r.pageQueue <- t
+}
+
+// savePages stores the entries finishPage hands it, in order. A failure costs only
+// the reuse of that page next time, so it is logged.
+func (r *runner) savePages() {
+	defer close(r.pagesStored)
+	for t := range r.pageQueue {
+		if err := r.w.Catalog.PutPage(r.ctx, r.in.Tenant, r.in.ID, t.kind, t.index, &t.entry); err != nil && r.ctx.Err() == nil {
+			r.log.Warn("remembering a synced page", zap.String("kind", t.kind), zap.Int("page", t.index), zap.Error(err))
+		}
 	}
 }
 
-// reusePage settles a page that is the same as when it was last written (same items,
-// same config version, same kind and position), and reports how many entities that
-// was. It fails, and the page is mapped as usual, when there is no such page, or any
-// of its entities changed, moved to another owner or went away since, or the
-// blueprints changed.
-func (r *runner) reusePage(t *pageTag, fetchedAt time.Time) (int, bool) {
-	prev, err := r.w.Catalog.Page(r.ctx, r.in.Tenant, r.in.ID, t.kind, t.index)
+// stopSaving waits until the entries handed to savePages are stored.
+func (r *runner) stopSaving() {
+	if r.pageQueue == nil {
+		return
+	}
+	close(r.pageQueue)
+	<-r.pagesStored
+	r.pageQueue = nil
+}
+
+// lookedPage is a fetched page and what lookUp made of it.
+type lookedPage struct {
+	page source.Page
+	tag  *pageTag
+	// reused says the page was settled as it was last written, which was entities
+	// entities; otherwise it is to be mapped and written, under tag.
+	reused   bool
+	entities int
+}
+
+// lookUp prepares page index of a kind for the runner: it tags it, and settles it
+// when it is the same as when it was last written (same items, same config version,
+// same kind and position). A page is mapped as usual when there is no such page, or
+// any of its entities changed, moved to another owner or went away since, or the
+// blueprints changed. It runs beside the runner, on the pages ahead of the one being
+// mapped; a settle touches only entities that page wrote last time, so it does not
+// race the runner's writes of other pages.
+func (r *runner) lookUp(kind string, index int, page source.Page) lookedPage {
+	tag := &pageTag{kind: kind, index: index, clean: true}
+	tag.entry.Fingerprint = pageFingerprint(r.rec.ConfigVersion, kind, page.Items)
+	lp := lookedPage{page: page, tag: tag}
+	prev, err := r.w.Catalog.Page(r.ctx, r.in.Tenant, r.in.ID, kind, index)
 	if err != nil {
-		r.log.Warn("reading a synced page", zap.String("kind", t.kind), zap.Int("page", t.index), zap.Error(err))
-		return 0, false
+		r.log.Warn("reading a synced page", zap.String("kind", kind), zap.Int("page", index), zap.Error(err))
+		return lp
 	}
-	if prev == nil || prev.Fingerprint != t.entry.Fingerprint {
-		return 0, false
+	if prev == nil || prev.Fingerprint != tag.entry.Fingerprint {
+		return lp
 	}
-	ok, err := r.w.Catalog.Settle(r.ctx, r.in.Tenant, r.fence, r.in.ID, t.kind, fetchedAt, prev)
+	ok, err := r.w.Catalog.Settle(r.ctx, r.in.Tenant, r.fence, r.in.ID, kind, page.FetchedAt, prev)
 	if err != nil {
-		r.log.Warn("settling an unchanged page", zap.String("kind", t.kind), zap.Int("page", t.index), zap.Error(err))
-		return 0, false
+		r.log.Warn("settling an unchanged page", zap.String("kind", kind), zap.Int("page", index), zap.Error(err))
+		return lp
 	}
-	return len(prev.Entities), ok
+	lp.reused, lp.entities = ok, len(prev.Entities)
+	return lp
 }
 
 // pageFingerprint identifies what a page's entities are made from, besides the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -204,6 +205,12 @@ type runner struct {
 	pubKick chan struct{}
 	pubDone chan struct{}
 	pubMu   sync.Mutex
+	// pageQueue takes the entries of finished pages to savePages, which closes
+	// pagesStored when it has stored the last.
+	pageQueue   chan *pageTag
+	pagesStored chan struct{}
+	// stopped is the reason to end the run that watchStop found, if any.
+	stopped atomic.Pointer[errStopRun]
 }
 
 type pendingWrite struct {
@@ -227,6 +234,17 @@ func (r *runner) execute() error {
 		return permanent("source %q of %s/%s: %v", r.in.Type, r.in.Tenant, r.in.ID, err)
 	}
 	cfg := prog.Config
+	watchCtx, endWatch := context.WithCancel(r.ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.watchStop(watchCtx)
+	}()
+	defer func() {
+		endWatch()
+		<-watched
+	}()
+	defer r.stopSaving()
 	whole := true
 	kinds := prog.Kinds()
 	for _, kind := range kinds {
@@ -255,7 +273,7 @@ func (r *runner) execute() error {
 	if r.failures() > 0 {
 		return &errStopRun{status: run.Partial, msg: "some entities failed (see errors): nothing was deleted"}
 	}
-	if err := r.checkStop(); err != nil {
+	if err := r.checkStopNow(); err != nil {
 		return err
 	}
 	// Kinds the config no longer has are stale as a whole: their entities go too
@@ -293,7 +311,12 @@ func (r *runner) failures() int {
 	return n
 }
 
-// checkStop ends the run when a newer config arrived or a cancel was requested.
+// stopPollEvery is how often a run looks for a reason to end early (watchStop).
+const stopPollEvery = 100 * time.Millisecond
+
+// checkStop ends the run when its context ended, or when watchStop found a cancel
+// request or a newer config. It asks nothing of Redis: asked before every page, the
+// two reads waited behind the run's own writes and took a third of a full resync.
 func (r *runner) checkStop() error {
 	if err := r.ctx.Err(); err != nil {
 		if cause := context.Cause(r.ctx); cause != nil {
@@ -301,10 +324,49 @@ func (r *runner) checkStop() error {
 		}
 		return err
 	}
-	if cancelled, err := r.w.Runs.CancelRequested(r.ctx, r.in.Tenant, r.rec.ID); err == nil && cancelled {
+	if stop := r.stopped.Load(); stop != nil {
+		return stop
+	}
+	return nil
+}
+
+// checkStopNow is checkStop with a fresh look, for the last moment before deleting.
+func (r *runner) checkStopNow() error {
+	if err := r.checkStop(); err != nil {
+		return err
+	}
+	if stop := r.pollStop(r.ctx); stop != nil {
+		r.stopped.Store(stop)
+		return stop
+	}
+	return nil
+}
+
+// watchStop polls for a reason to end the run (pollStop) until ctx ends, and leaves
+// the first it finds for checkStop.
+func (r *runner) watchStop(ctx context.Context) {
+	t := time.NewTicker(stopPollEvery)
+	defer t.Stop()
+	for {
+		if stop := r.pollStop(ctx); stop != nil {
+			r.stopped.Store(stop)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pollStop reports a cancel request for the run or a newer config of the
+// integration. A failed read is no reason: the next poll asks again.
+func (r *runner) pollStop(ctx context.Context) *errStopRun {
+	if cancelled, err := r.w.Runs.CancelRequested(ctx, r.in.Tenant, r.rec.ID); err == nil && cancelled {
 		return &errStopRun{status: run.Cancelled, msg: "cancelled on request: nothing was deleted"}
 	}
-	if in, err := r.w.Integrations.Get(r.ctx, r.in.Tenant, r.in.ID); err == nil && in.ConfigVersion > r.rec.ConfigVersion {
+	if in, err := r.w.Integrations.Get(ctx, r.in.Tenant, r.in.ID); err == nil && in.ConfigVersion > r.rec.ConfigVersion {
 		return &errStopRun{status: run.Superseded, msg: fmt.Sprintf("config version %d arrived: nothing was deleted", in.ConfigVersion)}
 	}
 	return nil
@@ -391,12 +453,28 @@ func (r *runner) stopPublisher() {
 // times, each a round trip on the runner's own path.
 const progressEvery = 250 * time.Millisecond
 
+// saveProgress stores the run's counts when progressEvery has passed since the last
+// time.
+func (r *runner) saveProgress() {
+	if time.Since(r.saved) < progressEvery {
+		return
+	}
+	if err := r.w.Runs.Put(r.ctx, r.rec); err != nil {
+		r.log.Warn("saving run progress", zap.Error(err))
+	}
+	r.saved = time.Now()
+}
+
 // syncKind fetches one kind page by page, maps each page on all cores and writes its
-// entities in pipelined batches. The next page is fetched while one is written.
+// entities in pipelined batches. Three goroutines work at once, so that the runner's
+// own path has no round trip to Redis: the source fetches, lookUp settles the pages
+// that did not change since the last sync (reusePage), and the runner maps and
+// writes the others while the next pages are fetched and looked up.
 func (r *runner) syncKind(src source.Source, kind string) error {
 	resources := r.prog.ResourcesOfKind(kind)
 	res := resources[0].Resource()
 	pages := make(chan source.Page, 2)
+	looked := make(chan lookedPage, 2)
 	fetchErr := make(chan error, 1)
 	fctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -412,51 +490,57 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 				}
 			})
 	}()
+	go func() {
+		defer close(looked)
+		index := -1
+		for page := range pages {
+			index++
+			lp := r.lookUp(kind, index, page)
+			select {
+			case looked <- lp:
+			case <-fctx.Done():
+				for range pages {
+				}
+				return
+			}
+		}
+	}()
 	counts := r.rec.Kind(kind)
 	// The last batch may still be in the background (writeBehind): its outcomes are
 	// recorded before the kind counts as done, or as failed.
 	stop := func(err error) error {
 		cancel()
-		for range pages {
+		for range looked {
 		}
 		if derr := r.drain(); derr != nil {
 			r.log.Warn("writing the last batch of a stopped kind", zap.String("kind", kind), zap.Error(derr))
 		}
 		return err
 	}
-	index := -1
-	for page := range pages {
+	for lp := range looked {
 		if err := r.checkStop(); err != nil {
 			return stop(err)
 		}
-		index++
-		counts.Fetched += len(page.Items)
-		start := time.Now()
-		tag := &pageTag{kind: kind, index: index, clean: true}
-		tag.entry.Fingerprint = pageFingerprint(r.rec.ConfigVersion, kind, page.Items)
-		if n, ok := r.reusePage(tag, page.FetchedAt); ok {
-			counts.Selected += n
-			counts.Unchanged += n
-			counts.Reused += n
+		r.saveProgress()
+		counts.Fetched += len(lp.page.Items)
+		if lp.reused {
+			counts.Selected += lp.entities
+			counts.Unchanged += lp.entities
+			counts.Reused += lp.entities
 			continue
 		}
-		r.page = tag
-		err := r.mapAndWrite(resources, kind, page.Items, page.FetchedAt, r.fence)
+		start := time.Now()
+		r.page = lp.tag
+		err := r.mapAndWrite(resources, kind, lp.page.Items, lp.page.FetchedAt, r.fence)
 		r.page = nil
-		tag.mapped = true
-		if tag.batches == 0 {
-			r.finishPage(tag)
+		lp.tag.mapped = true
+		if lp.tag.batches == 0 {
+			r.finishPage(lp.tag)
 		}
 		if err != nil {
 			return stop(&writeError{err})
 		}
-		if time.Since(r.saved) >= progressEvery {
-			if err := r.w.Runs.Put(r.ctx, r.rec); err != nil {
-				r.log.Warn("saving run progress", zap.Error(err))
-			}
-			r.saved = time.Now()
-		}
-		r.log.Debug("page mapped", zap.String("kind", kind), zap.Int("items", len(page.Items)), zap.Duration("took", time.Since(start)))
+		r.log.Debug("page mapped", zap.String("kind", kind), zap.Int("items", len(lp.page.Items)), zap.Duration("took", time.Since(start)))
 	}
 	if err := r.drain(); err != nil {
 		cancel()

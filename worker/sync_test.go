@@ -610,3 +610,60 @@ func TestLostRunBehindAQueuedOneIsFound(t *testing.T) {
 		return err == nil && r.Status == run.Failed && r.Message == "worker lost"
 	})
 }
+
+// TestRunEndsEarly: a cancel request, or a newer config, ends a run between pages
+// with its own status, and the run deletes nothing, although most of the catalog it
+// wrote last time was not fetched again.
+func TestRunEndsEarly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		stop func(e *env, r *run.Record)
+		want run.Status
+	}{
+		{"cancel requested", func(e *env, r *run.Record) {
+			if err := e.runs.RequestCancel(context.Background(), e.tenant, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, run.Cancelled},
+		{"newer config", func(e *env, r *run.Record) { e.patch("slow", slowConfig) }, run.Superseded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.putBlueprints()
+			slowIntegration(e, "slow", 20, 60)
+			e.startWorker("w1")
+			e.patch("slow", slowConfig)
+			if first := e.waitRuns("slow", 1); first.Status != run.Succeeded || len(e.entities("service")) != 200 {
+				t.Fatalf("first run %s with %d services", first.Status, len(e.entities("service")))
+			}
+			e.resync("slow")
+			var second *run.Record
+			waitFor(t, func() bool {
+				r, err := e.runs.Latest(context.Background(), e.tenant, "slow")
+				if err != nil || r.Status != run.Running || counts(r, "service").Fetched < 30 {
+					return false
+				}
+				second = r
+				return true
+			})
+			tc.stop(e, second)
+			waitFor(t, func() bool {
+				r, err := e.runs.Get(context.Background(), e.tenant, second.ID)
+				if err != nil || !r.Status.Done() {
+					return false
+				}
+				second = r
+				return true
+			})
+			if second.Status != tc.want {
+				t.Fatalf("run ended %s (%s), want %s", second.Status, second.Message, tc.want)
+			}
+			if c := counts(second, "service"); c.Fetched >= 200 || c.Deleted != 0 {
+				t.Fatalf("the stopped run fetched %d of 200 and deleted %d", c.Fetched, c.Deleted)
+			}
+			if n := len(e.entities("service")); n != 200 {
+				t.Fatalf("%d services after the stopped run, want all 200", n)
+			}
+		})
+	}
+}
