@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,11 @@ type Phase struct {
 	Status        run.Status
 	RedisCommands int64
 	PeakRSS       int64 // bytes, VmHWM of this process (reset before the phase when the kernel allows)
+	// CPU is the CPU time of this process (user and system) during the phase, and
+	// RedisCPU that of the Redis server (0 when INFO does not tell): on a noisy
+	// machine they move less than the wall time, since time waiting for a core is
+	// not in them.
+	CPU, RedisCPU time.Duration
 }
 
 // EntitiesPerSecond is the items handled per second of wall time.
@@ -367,6 +373,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	phase := func(name string, ev queue.Envelope) error {
 		res.PeakRSSReset = resetPeakRSS() == nil
 		before := cnt.n.Load()
+		cpuBefore, redisBefore := processCPU(), redisCPU(ctx, own)
 		start := time.Now()
 		if err := q.Publish(ctx, ev); err != nil {
 			return err
@@ -375,7 +382,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		if err != nil {
 			return fmt.Errorf("%s resync: %w", name, err)
 		}
-		p := Phase{Name: name, Wall: time.Since(start), Status: rec.Status, RedisCommands: cnt.n.Load() - before, PeakRSS: peakRSS()}
+		p := Phase{Name: name, Wall: time.Since(start), Status: rec.Status, RedisCommands: cnt.n.Load() - before, PeakRSS: peakRSS(),
+			CPU: processCPU() - cpuBefore}
+		if redisBefore > 0 {
+			p.RedisCPU = redisCPU(ctx, own) - redisBefore
+		}
 		if c := rec.Counts[kind]; c != nil {
 			p.Counts = *c
 		}
@@ -518,6 +529,32 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU is the CPU time the Redis server has used (INFO cpu), or 0.
+func redisCPU(ctx context.Context, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return time.Duration(total * float64(time.Second))
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux: 5 > /proc/self/clear_refs).

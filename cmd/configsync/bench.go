@@ -189,6 +189,7 @@ func writeItems(path string, n int) error {
 
 type processRun struct {
 	wall   time.Duration
+	cpu    time.Duration // user and system
 	maxRSS int64
 	lines  int
 }
@@ -211,6 +212,7 @@ func timeProcess(ctx context.Context, outPath, name string, args ...string) (pro
 	run := processRun{wall: time.Since(start)}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		run.maxRSS = ru.Maxrss << 10
+		run.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if _, err := out.Seek(0, io.SeekStart); err == nil {
 		sc := bufio.NewScanner(out)

@@ -71,8 +71,8 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("running jq: %w", err)
 	}
 	_ = os.Remove(input)
-	fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB (mapping only, %s)\n", "jq baseline",
-		jqRun.wall.Seconds(), float64(*items)/jqRun.wall.Seconds(), jqRun.maxRSS>>20, jqVersion(jqBin))
+	fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB (mapping only, %s)  CPU %.2fs\n", "jq baseline",
+		jqRun.wall.Seconds(), float64(*items)/jqRun.wall.Seconds(), jqRun.maxRSS>>20, jqVersion(jqBin), jqRun.cpu.Seconds())
 
 	progressHook := func(string) {}
 	// The profile covers one resync when asked: from the end of the one before it
@@ -137,9 +137,9 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	if res != nil {
 		for _, p := range res.Phases {
 			n := p.Counts.Fetched
-			fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB  Redis commands %8d  upserted %d deleted %d unchanged %d  time/jq %.2f\n",
+			fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB  Redis commands %8d  upserted %d deleted %d unchanged %d  time/jq %.2f  CPU %.2fs + Redis %.2fs\n",
 				"configsync "+p.Name, p.Wall.Seconds(), p.EntitiesPerSecond(n), p.PeakRSS>>20, p.RedisCommands,
-				p.Counts.Upserted, p.Counts.Deleted, p.Counts.Unchanged, p.Wall.Seconds()/jqRun.wall.Seconds())
+				p.Counts.Upserted, p.Counts.Deleted, p.Counts.Unchanged, p.Wall.Seconds()/jqRun.wall.Seconds(), p.CPU.Seconds(), p.RedisCPU.Seconds())
 		}
 		if len(res.Latencies) > 0 {
 			fmt.Fprintf(env.stdout, "  config.patched → run running: median %v of %d (min %v, max %v)\n",
