@@ -215,10 +215,6 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		if found[i].Val() != 0 || mine[ek] || present[ek] {
 			continue // exists, tombstoned, or written earlier in the batch: the script's
 		}
-		ent, err := p.entity(nil, nowMS, now)
-		if err != nil {
-			continue // the write's own fields always decode; if not, the script reports it
-		}
 		var missing []Ref
 		for r := 0; r < len(p.rels); r += 3 {
 			for _, id := range p.targets[r/3] {
@@ -247,7 +243,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 			plan.changes = append(plan.changes, changeJSON(cid, OpCreated, m.Blueprint, m.Identifier,
 				barebonesHead(m.Blueprint, m.Identifier), nowJSON))
 		}
-		o.addCreated(missing, cids, now)
+		o.addCreated(missing, cids)
 
 		mine[ek] = true
 		fetched := strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10)
@@ -275,7 +271,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		cid := newChangeID()
 		plan.changes = append(plan.changes, changeJSON(cid, OpCreated, e.Blueprint, e.Identifier, p.changeHead(), nowJSON))
 		o.Status, o.Hash = Created, p.hash()
-		o.Change = &Change{ChangeID: cid, Op: OpCreated, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
+		o.Change = &Change{ChangeID: cid, Op: OpCreated, Blueprint: e.Blueprint, Identifier: e.Identifier}
 		plan.outcomes[p] = o
 	}
 	return plan

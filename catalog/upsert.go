@@ -300,9 +300,6 @@ type prepared struct {
 	required    []string   // content fields that must be set after a merge
 	stored      bool       // touch found its entity stored: not a create
 	contentHash string     // see hash
-	// What the write sets, as Go values, for the Change's entity.
-	props     map[string]any
-	relations map[string]any
 }
 
 // prepare validates a write and encodes its content fields. Validation that needs the
@@ -347,7 +344,6 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 	for _, name := range absent {
 		p.required = append(p.required, "p:"+name)
 	}
-	p.props = cleaned
 	if e.Title != "" {
 		p.fields = append(p.fields, "title", e.Title)
 	}
@@ -370,14 +366,13 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 	}
 
 	// Relations.
-	p.relations = make(map[string]any, len(e.Relations))
 	for _, name := range slices.Sorted(maps.Keys(e.Relations)) {
 		rel, ok := b.Relations[name]
 		if !ok {
 			p.warnings = append(p.warnings, fmt.Sprintf("relation %q is not in blueprint %q; dropped", name, b.Identifier))
 			continue
 		}
-		enc, norm, ids, err := encodeRelation(rel, e.Relations[name])
+		enc, ids, err := encodeRelation(rel, e.Relations[name])
 		if err != nil {
 			problems = append(problems, fmt.Errorf("relation %q: %w", name, err))
 			continue
@@ -393,7 +388,6 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 		p.fields = append(p.fields, "r:"+name, enc)
 		p.rels = append(p.rels, name, rel.Target, flag(rel.Required))
 		p.targets = append(p.targets, ids)
-		p.relations[name] = norm
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.Relations)) {
 		if _, set := e.Relations[name]; set || !b.Relations[name].Required {
@@ -411,23 +405,23 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 	return p
 }
 
-// encodeRelation checks a relation value and returns its stored form, the value as
-// Entity.Relations holds it, and its target identifiers. A lone string is accepted
+// encodeRelation checks a relation value and returns its stored form and its target
+// identifiers. A lone string is accepted
 // for a many relation as a list of one (mappings often yield one identifier where a
 // list is expected); a list for a single relation is refused, since which element was
 // meant cannot be known.
-func encodeRelation(rel blueprint.Relation, v any) (enc string, norm any, ids []string, err error) {
+func encodeRelation(rel blueprint.Relation, v any) (enc string, ids []string, err error) {
 	switch x := v.(type) {
 	case nil:
-		return "-", nil, nil, nil
+		return "-", nil, nil
 	case string:
 		if err := checkName("target identifier", x); err != nil {
-			return "", nil, nil, err
+			return "", nil, err
 		}
 		if rel.Many {
-			return "[" + x, []string{x}, []string{x}, nil
+			return "[" + x, []string{x}, nil
 		}
-		return "=" + x, x, []string{x}, nil
+		return "=" + x, []string{x}, nil
 	case []string:
 		ids = x
 	case []any:
@@ -435,23 +429,23 @@ func encodeRelation(rel blueprint.Relation, v any) (enc string, norm any, ids []
 		for i, el := range x {
 			s, ok := el.(string)
 			if !ok {
-				return "", nil, nil, fmt.Errorf("element %d is %T, not an identifier", i, el)
+				return "", nil, fmt.Errorf("element %d is %T, not an identifier", i, el)
 			}
 			ids[i] = s
 		}
 	default:
-		return "", nil, nil, fmt.Errorf("want an identifier or a list of them, got %T", v)
+		return "", nil, fmt.Errorf("want an identifier or a list of them, got %T", v)
 	}
 	if !rel.Many {
-		return "", nil, nil, fmt.Errorf("takes one identifier (it is not many), got a list of %d", len(ids))
+		return "", nil, fmt.Errorf("takes one identifier (it is not many), got a list of %d", len(ids))
 	}
 	for _, id := range ids {
 		if err := checkName("target identifier", id); err != nil {
-			return "", nil, nil, err
+			return "", nil, err
 		}
 	}
 	ids = slices.Clone(ids)
-	return "[" + strings.Join(ids, US), ids, ids, nil
+	return "[" + strings.Join(ids, US), ids, nil
 }
 
 // call builds the script call of a prepared write. A write found invalid still gets
@@ -599,7 +593,7 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 			if len(cids) != len(created) {
 				return false, fmt.Errorf("unexpected script reply %v", res)
 			}
-			o.addCreated(created, cids, now)
+			o.addCreated(created, cids)
 		}
 	case "invalid":
 		var errs []error
@@ -628,16 +622,11 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 		if len(cids) != len(created)+1 {
 			return false, fmt.Errorf("unexpected script reply %v", res)
 		}
-		o.addCreated(created, cids[:len(created)], now)
-		kept := strs(reply[2])
-		ent, err := p.entity(kept, reply[3], now)
-		if err != nil {
-			return false, err
-		}
-		if len(kept) == 0 {
+		o.addCreated(created, cids[:len(created)])
+		if len(strs(reply[2])) == 0 { // nothing kept from the stored entity
 			o.Hash = p.hash()
 		}
-		o.Change = &Change{ChangeID: cids[len(created)], Op: op, Blueprint: e.Blueprint, Identifier: e.Identifier, Entity: ent}
+		o.Change = &Change{ChangeID: cids[len(created)], Op: op, Blueprint: e.Blueprint, Identifier: e.Identifier}
 	default:
 		return false, fmt.Errorf("unexpected script reply %v", res)
 	}
@@ -646,43 +635,11 @@ func (p *prepared) outcome(o *Outcome, res any, now time.Time) (stale bool, err 
 
 // addCreated records the barebones targets a write created, with the identifiers of
 // their changes in the outbox.
-func (o *Outcome) addCreated(created []Ref, cids []string, now time.Time) {
+func (o *Outcome) addCreated(created []Ref, cids []string) {
 	o.Created = created
 	for i, r := range created {
-		o.CreatedChanges = append(o.CreatedChanges, Change{
-			ChangeID: cids[i], Op: OpCreated, Blueprint: r.Blueprint, Identifier: r.Identifier,
-			Entity: &Entity{Identifier: r.Identifier, Blueprint: r.Blueprint, Properties: map[string]any{},
-				Relations: map[string]any{}, CreatedAt: msTime(now.UnixMilli()), UpdatedAt: msTime(now.UnixMilli())},
-		})
+		o.CreatedChanges = append(o.CreatedChanges, Change{ChangeID: cids[i], Op: OpCreated, Blueprint: r.Blueprint, Identifier: r.Identifier})
 	}
-}
-
-// entity builds the written entity from what the write set and the fields a merge kept.
-func (p *prepared) entity(kept []string, created any, now time.Time) (*Entity, error) {
-	e := &p.w.Entity
-	f := make(map[string]string, len(kept)/2)
-	for i := 0; i+1 < len(kept); i += 2 {
-		f[kept[i]] = kept[i+1]
-	}
-	f["_bp"], f["_id"], f["_owner"], f["_kind"] = e.Blueprint, e.Identifier, p.w.Integration, p.w.Kind
-	f["_updated"] = strconv.FormatInt(now.UnixMilli(), 10)
-	f["_created"], _ = created.(string)
-	ent, err := decodeEntity(f)
-	if err != nil {
-		return nil, err
-	}
-	if e.Title != "" {
-		ent.Title = e.Title
-	}
-	if e.Icon != "" {
-		ent.Icon = e.Icon
-	}
-	if len(e.Team) > 0 {
-		ent.Team = slices.Clone(e.Team)
-	}
-	maps.Copy(ent.Properties, p.props)
-	maps.Copy(ent.Relations, p.relations)
-	return ent, nil
 }
 
 // contentHash is the Lua contentHash of a list of content field/value pairs: SHA-1

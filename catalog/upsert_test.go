@@ -22,7 +22,7 @@ func TestCreateUpdateUnchanged(t *testing.T) {
 	w.Entity.Title, w.Entity.Team = "API", []string{"platform"}
 
 	o := e.one(w, Created)
-	if o.Change == nil || o.Change.Op != OpCreated || o.Change.Entity.Title != "API" {
+	if o.Change == nil || o.Change.Op != OpCreated || e.published(o.Change).Title != "API" {
 		t.Fatalf("change = %+v", o.Change)
 	}
 	got := e.get("githubRepository", "api")
@@ -62,7 +62,7 @@ func TestCreateUpdateUnchanged(t *testing.T) {
 	w3.Entity.Properties["stars"] = 4
 	w3.FetchedAt = later
 	o = e.one(w3, Updated)
-	if o.Change == nil || o.Change.Op != OpUpdated || o.Change.Entity.Properties["stars"] != 4 {
+	if o.Change == nil || o.Change.Op != OpUpdated || e.published(o.Change).Properties["stars"] != json.Number("4") {
 		t.Fatalf("change = %+v", o.Change)
 	}
 	got = e.get("githubRepository", "api")
@@ -119,7 +119,7 @@ func TestMergeVsReplace(t *testing.T) {
 				t.Errorf("stored %+v\nwant title %q icon %q props %v rels %v", got, tc.wantTitle, tc.wantIcon, tc.wantProps, tc.wantRels)
 			}
 			// The change carries the whole entity after the merge, not just the write.
-			ch := o.Change.Entity
+			ch := e.published(o.Change)
 			if ch.Title != tc.wantTitle || ch.Icon != tc.wantIcon || len(ch.Properties) != len(tc.wantProps) || len(ch.Relations) != len(tc.wantRels) {
 				t.Errorf("change entity %+v", ch)
 			}
@@ -221,8 +221,8 @@ func TestBarebonesAndTakeover(t *testing.T) {
 	}
 	// The integration that writes it takes it over.
 	o = e.one(e.w("githubOrganization", "acme", map[string]any{"name": "Acme"}, nil), Updated)
-	if o.Change.Entity.Integration != "gh" {
-		t.Errorf("change %+v", o.Change.Entity)
+	if ent := e.published(o.Change); ent.Integration != "gh" {
+		t.Errorf("change %+v", ent)
 	}
 	if org := e.get("githubOrganization", "acme"); org.Integration != "gh" || org.Kind != "organization" {
 		t.Errorf("after takeover %+v", org)
