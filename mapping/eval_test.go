@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -419,7 +420,57 @@ func TestRunSplitsASizedSource(t *testing.T) {
 	if !concurrent(&sizedLines{lineSource{lines: lines}}) {
 		t.Error("a sized source of 16 items was mapped by one worker at a time")
 	}
+	var raw [][]byte
+	for _, l := range lines {
+		raw = append(raw, []byte(l))
+	}
+	if !concurrent(NewSlice(raw)) {
+		t.Error("a Slice of 16 items was mapped by one worker at a time")
+	}
 	if concurrent(&lineSource{lines: lines}) {
 		t.Error("16 small items of a plain source were split: the test cannot tell the cases apart")
+	}
+}
+
+// TestRunSlice: a Slice, mapped in place, gives what a Source of the same items
+// gives, in order, across several batches and with item errors among them.
+func TestRunSlice(t *testing.T) {
+	prog := compileYAML(t, oneMapping("'true'", "", "          identifier: .n | tostring\n          blueprint: '\"b\"'\n"), Options{Workers: 3})
+	var lines []string
+	for i := range 700 {
+		if i%97 == 0 {
+			lines = append(lines, `{"n":`) // an item error
+			continue
+		}
+		lines = append(lines, fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", i)))
+	}
+	collect := func(src Source) []string {
+		var out []string
+		err := prog.Run(context.Background(), src, RunOptions{Resources: prog.Resources}, func(r *ItemResult) error {
+			s := fmt.Sprint(r.Index, ":")
+			for _, e := range r.Entities {
+				s += fmt.Sprint(e.Identifier)
+			}
+			for _, is := range r.Issues {
+				s += " " + is.Error()
+			}
+			out = append(out, s)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var raw [][]byte
+	for _, l := range lines {
+		raw = append(raw, []byte(l))
+	}
+	want := collect(&lineSource{lines: lines})
+	if got := collect(NewSlice(raw)); !slices.Equal(got, want) {
+		t.Fatalf("a Slice mapped differently from a Source of the same items:\n%.300q\nwant\n%.300q", got, want)
+	}
+	if len(want) != 700 || !strings.Contains(want[97], "invalid JSON") || want[5] != "5:5" {
+		t.Fatalf("unexpected results: %d, %q, %q", len(want), want[97], want[5])
 	}
 }

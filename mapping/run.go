@@ -23,6 +23,29 @@ type SizedSource interface {
 	Len() int
 }
 
+// Slice is a Source over items held in memory, such as the items of a fetched page.
+// Run maps them where they are: they stay valid as long as the caller keeps them, so
+// they are not copied into its batches, as a Source's items must be.
+type Slice struct {
+	items [][]byte
+	next  int
+}
+
+// NewSlice returns a Source over items, which must not change while Run maps them.
+func NewSlice(items [][]byte) *Slice { return &Slice{items: items} }
+
+// Next returns the next item, or io.EOF.
+func (s *Slice) Next() ([]byte, error) {
+	if s.next >= len(s.items) {
+		return nil, io.EOF
+	}
+	s.next++
+	return s.items[s.next-1], nil
+}
+
+// Len is the number of items, all of them, read or not.
+func (s *Slice) Len() int { return len(s.items) }
+
 // RunOptions say what Run maps and how.
 type RunOptions struct {
 	// Resources are applied to every item, in order (typically the config's resources
@@ -63,6 +86,9 @@ type batch struct {
 	first int
 	data  []byte
 	ends  []int
+	// views, when the source is a Slice, are its items themselves, in place of
+	// copies in data.
+	views [][]byte
 	errs  map[int]error
 	out   []ItemResult
 	done  chan struct{}
@@ -142,6 +168,9 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 		if err != nil {
 			cancel()
 		}
+		if b.views != nil {
+			continue // nothing worth recycling, and its views are the caller's
+		}
 		select {
 		case free <- b:
 		default:
@@ -166,6 +195,9 @@ func (p *Program) Run(ctx context.Context, src Source, opts RunOptions, emit fun
 
 // read fills batches from src and hands each to send.
 func (p *Program) read(ctx context.Context, src Source, recoverable func(error) bool, free chan *batch, limit int, send func(*batch) bool) error {
+	if sl, ok := src.(*Slice); ok {
+		return p.readSlice(ctx, sl, limit, send)
+	}
 	next := 0
 	// The batch is taken when an item arrives, not ahead of one: a Run per page of a
 	// hundred items took a second batch after the first and dropped it, a megabyte
@@ -213,6 +245,22 @@ func (p *Program) read(ctx context.Context, src Source, recoverable func(error) 
 	}
 }
 
+// readSlice hands out a Slice's items in batches of views, without copying them.
+func (p *Program) readSlice(ctx context.Context, sl *Slice, limit int, send func(*batch) bool) error {
+	for sl.next < len(sl.items) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n := min(limit, len(sl.items)-sl.next)
+		b := &batch{first: sl.next, views: sl.items[sl.next : sl.next+n : sl.next+n], done: make(chan struct{})}
+		sl.next += n
+		if !send(b) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // newBatch takes a batch recycled by this Run or an earlier one, or makes one.
 func (p *Program) newBatch(first int, free chan *batch) *batch {
 	var b *batch
@@ -229,14 +277,23 @@ func (p *Program) newBatch(first int, free chan *batch) *batch {
 }
 
 func (p *Program) mapBatch(ctx context.Context, m *Mapper, b *batch, opts RunOptions) {
-	if cap(b.out) < len(b.ends) {
-		b.out = make([]ItemResult, len(b.ends))
+	n := len(b.ends)
+	if b.views != nil {
+		n = len(b.views)
 	}
-	b.out = b.out[:len(b.ends)]
+	if cap(b.out) < n {
+		b.out = make([]ItemResult, n)
+	}
+	b.out = b.out[:n]
 	start := 0
-	for i, end := range b.ends {
-		raw := b.data[start:end]
-		start = end
+	for i := range n {
+		var raw []byte
+		if b.views != nil {
+			raw = b.views[i]
+		} else {
+			raw = b.data[start:b.ends[i]]
+			start = b.ends[i]
+		}
 		r := &b.out[i]
 		*r = ItemResult{Index: b.first + i, Output: r.Output[:0]}
 		switch err := b.errs[i]; {

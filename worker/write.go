@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,23 +14,6 @@ import (
 	"github.com/configsync/configsync/queue"
 	"github.com/configsync/configsync/run"
 )
-
-// items feeds a page's items to mapping.Program.Run.
-type items struct {
-	list [][]byte
-	i    int
-}
-
-// Len makes items a mapping.SizedSource, so that a page is mapped on all cores.
-func (s *items) Len() int { return len(s.list) }
-
-func (s *items) Next() ([]byte, error) {
-	if s.i >= len(s.list) {
-		return nil, io.EOF
-	}
-	s.i++
-	return s.list[s.i-1], nil
-}
 
 // mapAndWrite maps items with the kind's resources and writes the entities.
 func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, raw [][]byte, fetchedAt time.Time, fence *catalog.Fence) error {
@@ -46,7 +28,7 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 		batch = make([]catalog.Write, 0, r.w.cfg.BatchSize) // the last one is being written
 		return err
 	}
-	err := r.prog.Run(r.ctx, &items{list: raw}, mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
+	err := r.prog.Run(r.ctx, mapping.NewSlice(raw), mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
 		if len(res.Issues) > 0 && r.page != nil {
 			r.page.clean = false
 		}
@@ -375,7 +357,7 @@ func (w *Worker) liveDelete(ctx context.Context, r *runner, resources []*mapping
 		dels[i] = it
 	}
 	var refs []catalog.Ref
-	err := r.prog.Run(ctx, &items{list: dels}, mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
+	err := r.prog.Run(ctx, mapping.NewSlice(dels), mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
 		for _, e := range res.Entities {
 			if id, ok := e.Identifier.(string); ok {
 				refs = append(refs, catalog.Ref{Blueprint: e.Blueprint, Identifier: id})
