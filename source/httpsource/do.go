@@ -300,9 +300,19 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 // maxPooledBody is the largest read buffer kept for the next response.
 const maxPooledBody = 8 << 20
 
-// readBody reads at most n bytes of a response body into a pooled buffer and returns
-// an exact-size copy that the caller owns (items are cut from it).
+// readBody reads at most n bytes of a response body and returns them in a slice the
+// caller owns (items are cut from it). A body of known length is read straight into
+// a slice of that size; one of unknown length into a pooled buffer, then copied to an
+// exact-size slice, which costs a copy but not the unused half of a grown buffer.
 func (s *httpSource) readBody(hresp *http.Response, n int64) ([]byte, error) {
+	if l := hresp.ContentLength; l > 0 && l <= n {
+		// net/http ends such a body at its length, and fails one that ends short.
+		body := make([]byte, l)
+		if _, err := io.ReadFull(hresp.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
 	buf, _ := s.bodies.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
