@@ -22,7 +22,7 @@ const createBackoff = 8
 // createChunk is how many writes one create transaction holds, and createParallel
 // how many such transactions run at once.
 const (
-	createChunk    = 50
+	createChunk    = 100
 	createParallel = 4
 )
 
@@ -144,7 +144,17 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 		var fenceCmd, genCmd *redis.StringCmd
 		found := make([]*redis.IntCmd, len(cands))
 		exists := make([]*redis.IntCmd, len(targets))
+		// WATCH goes in the same round trip as the reads (Watch's own keys would
+		// cost one more). go-redis does not know of it, so every way out that does
+		// not reach EXEC (which ends the watch) must UNWATCH: see unwatch.
+		args := make([]any, 1+len(watch))
+		args[0] = "watch"
+		for i, k := range watch {
+			args[1+i] = k
+		}
+		unwatch := func() { _ = tx.Unwatch(ctx).Err() }
 		_, err := tx.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Do(ctx, args...)
 			genCmd = pipe.Get(ctx, bpgenKey)
 			if token != "" {
 				fenceCmd = pipe.Get(ctx, fenceKey)
@@ -159,6 +169,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
+			unwatch()
 			return err
 		}
 		gen, err := genCmd.Result()
@@ -166,6 +177,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 			gen = "0"
 		}
 		if gen != bc.gen || (fenceCmd != nil && fenceCmd.Val() != token) {
+			unwatch()
 			return nil // stale blueprints or a lost lease: the script reports it
 		}
 		present := make(map[string]bool, len(targets))
@@ -174,6 +186,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 		}
 		plan := planCreates(t, now, cands, found, present)
 		if len(plan.outcomes) == 0 {
+			unwatch()
 			return nil
 		}
 		if _, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
@@ -184,7 +197,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 		}
 		created = plan.outcomes
 		return nil
-	}, watch...)
+	})
 	if errors.Is(err, redis.TxFailedErr) {
 		return nil, nil // something changed under the reads: the script decides
 	}

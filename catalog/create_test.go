@@ -300,18 +300,85 @@ func TestCreateTxLosesARace(t *testing.T) {
 type raceHook struct {
 	run  func()
 	done bool
+	// before runs it once, right before the pipeline holding createTx's WATCH and
+	// reads, instead.
+	before bool
+	// sent lists the names of the commands sent, in order, pipelines included.
+	sent []string
 }
 
-func (h *raceHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *raceHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *raceHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *raceHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.sent = append(h.sent, cmd.Name())
+		return next(ctx, cmd)
+	}
+}
 func (h *raceHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.before {
+			if !h.done && slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "watch" }) {
+				h.done = true
+				h.run()
+				h.sent = nil // the rival's own commands, sent through the same client
+			}
+			for _, c := range cmds {
+				h.sent = append(h.sent, c.Name())
+			}
+			return next(ctx, cmds)
+		}
 		err := next(ctx, cmds)
 		if !h.done && slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "exists" }) {
 			h.done = true
 			h.run()
 		}
 		return err
+	}
+}
+
+// TestCreateTxLeavesNoWatch: a create transaction that gives up before EXEC ends
+// its WATCH. The WATCH rides in one round trip with the reads, where go-redis does not
+// see it; one left on a pooled connection would make a later transaction on that
+// connection fail for no reason of its own.
+func TestCreateTxLeavesNoWatch(t *testing.T) {
+	cases := []struct {
+		name  string
+		rival func(e *env, a Write)
+	}{
+		{"the blueprints changed under the reads", func(e *env, a Write) {
+			bps, err := blueprint.Parse([]byte(`[{"identifier": "extra", "title": "Extra", "schema": {"properties": {}}}]`))
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if err := New(e.rdb, e.prefix, e.clock.Now).PutBlueprint(e.ctx, e.tenant, bps[0]); err != nil {
+				e.t.Error(err)
+			}
+		}},
+		{"another writer created the entity", func(e *env, a Write) {
+			a.Integration = "rival"
+			mustUpsert(e, New(e.rdb, e.prefix, e.clock.Now), e.tenant, a)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			mustUpsert(e, e.cat, e.tenant, e.w("githubRepository", "warm", repo("warm"), nil)) // caches the blueprints
+			a := e.w("githubRepository", "a", repo("a"), nil)
+			race := &raceHook{before: true, run: func() { tc.rival(e, a) }}
+			e.rdb.AddHook(race)
+			e.upsert(nil, a)
+			if !race.done {
+				t.Fatal("the rival never acted: the test does not test anything")
+			}
+			w := slices.Index(race.sent, "watch")
+			next := slices.IndexFunc(race.sent[w+1:], func(n string) bool { return n == "exec" || n == "unwatch" || n == "evalsha" })
+			if next < 0 || race.sent[w+1+next] != "unwatch" {
+				t.Fatalf("after its WATCH and reads the transaction sent %q: no UNWATCH before anything else", race.sent[w+1:])
+			}
+			if !e.exists("githubRepository", "a") {
+				t.Fatal("the write was lost")
+			}
+		})
 	}
 }
 
