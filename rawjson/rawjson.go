@@ -12,6 +12,7 @@ package rawjson
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -187,8 +188,12 @@ func String(b []byte, i int) (end int, escaped bool, ok bool) {
 			x := binary.LittleEndian.Uint64(b[i:])
 			q := x ^ ('"' * ones)
 			s := x ^ ('\\' * ones)
-			special := ((q - ones) &^ q) | ((s - ones) &^ s) | (x - 0x20*ones) | x
-			if special&highs != 0 {
+			special := (((q - ones) &^ q) | ((s - ones) &^ s) | (x - 0x20*ones) | x) & highs
+			if special != 0 {
+				// Go straight to the first special byte. Borrows in the
+				// subtractions can flag plain bytes, but only ones after a special
+				// byte, so the lowest flag is exact.
+				i += bits.TrailingZeros64(special) / 8
 				break
 			}
 			i += 8

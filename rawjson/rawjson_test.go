@@ -65,6 +65,24 @@ func TestValue(t *testing.T) {
 	}
 }
 
+// TestStringSpecialAtEachOffset puts each kind of special byte at every offset of the
+// eight-byte steps String takes, before and after plain bytes.
+func TestStringSpecialAtEachOffset(t *testing.T) {
+	specials := []struct {
+		s       string
+		ok, esc bool
+	}{{`\n`, true, true}, {`\u00e9`, true, true}, {"é", true, false}, {"😀", true, false}, {"\x01", false, false}, {"\xff", false, false}}
+	for k := range 20 {
+		for _, sp := range specials {
+			in := `"` + strings.Repeat("a", k) + sp.s + strings.Repeat("b", 20-k) + `"tail`
+			end, escaped, ok := String([]byte(in), 0)
+			if ok != sp.ok || ok && (escaped != sp.esc || in[end:] != "tail") {
+				t.Errorf("String(%q) = %d, escaped %v, ok %v", in, end, escaped, ok)
+			}
+		}
+	}
+}
+
 func TestStringEscaped(t *testing.T) {
 	for in, want := range map[string]bool{`"plain"`: false, `"with \n escape"`: true, `"long plain string without escapes"`: false, `"é"`: false} {
 		_, escaped, ok := String([]byte(in), 0)
