@@ -65,3 +65,52 @@ func (s *sliceSource) Next() ([]byte, error) {
 	s.i++
 	return s.items[s.i-1], nil
 }
+
+// BenchmarkDecodeGitHubRepository decodes GitHub-like repositories with the need of the
+// compat corpus' github `repository` resource, as Map does before evaluating. One op
+// is one item; the items cycle through a thousand generated repositories. The slow
+// sub-benchmark is the jsontext decoder alone, for comparison.
+func BenchmarkDecodeGitHubRepository(b *testing.B) {
+	items, n := githubRepositoryItems(b)
+	for _, bc := range []struct {
+		name   string
+		decode func(d *decoder, raw []byte, n *need) (any, error)
+	}{
+		{"decode", (*decoder).decode},
+		{"slow", (*decoder).decodeSlow},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := newDecoder()
+			b.ReportAllocs()
+			for i := range b.N {
+				if _, err := bc.decode(d, items[i%len(items)], n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// githubRepositoryItems returns a thousand generated repositories and the need the
+// compat github config's repository resource has for them.
+func githubRepositoryItems(b testing.TB) ([][]byte, *need) {
+	b.Helper()
+	doc, err := os.ReadFile(filepath.Join(compatDir(b), "github", "port-app-config.yml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, ps := Parse(doc)
+	prog, cps := Compile(cfg, Options{})
+	if prog == nil {
+		b.Fatal(problemText(append(ps, cps...)))
+	}
+	resources := prog.ResourcesOfKind("repository")
+	if len(resources) != 1 {
+		b.Fatalf("%d repository resources, want 1", len(resources))
+	}
+	var input bytes.Buffer
+	if err := fakegithub.WriteRepositoriesNDJSON(&input, 1000, fakegithub.RepositoryOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return bytes.Split(bytes.TrimSpace(input.Bytes()), []byte("\n")), resources[0].need
+}
