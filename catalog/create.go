@@ -207,7 +207,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 // createPlan is what a create transaction sends, decided by planCreates.
 type createPlan struct {
 	hsets    [][]any              // key, field, value, ... per entity, barebones first
-	changes  []string             // outbox entries, in order
+	changes  [][]byte             // outbox entries, in order
 	zadds    map[string][]redis.Z // ids and ownership indexes
 	sadds    map[string][]any     // kinds and reverse relation indexes
 	keyOrder []string             // zadds and sadds keys in first-use order
@@ -253,8 +253,8 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 			plan.zadd(idsKey(t, m.Blueprint), redis.Z{Member: m.Identifier})
 			cid := newChangeID()
 			cids = append(cids, cid)
-			plan.changes = append(plan.changes, changeJSON(cid, OpCreated, m.Blueprint, m.Identifier,
-				barebonesHead(m.Blueprint, m.Identifier), nowJSON))
+			plan.changes = append(plan.changes, changeJSON(cid, OpCreated, m.Blueprint, m.Identifier, 64,
+				func(b []byte) []byte { return appendBarebonesHead(b, m.Blueprint, m.Identifier) }, nowJSON))
 		}
 		o.addCreated(missing, cids)
 
@@ -282,7 +282,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 			}
 		}
 		cid := newChangeID()
-		plan.changes = append(plan.changes, changeJSON(cid, OpCreated, e.Blueprint, e.Identifier, p.changeHead(), nowJSON))
+		plan.changes = append(plan.changes, changeJSON(cid, OpCreated, e.Blueprint, e.Identifier, p.headSize(), p.appendChangeHead, nowJSON))
 		o.Status, o.Hash = Created, p.hash()
 		o.Change = &Change{ChangeID: cid, Op: OpCreated, Blueprint: e.Blueprint, Identifier: e.Identifier}
 		plan.outcomes[p] = o
@@ -327,9 +327,12 @@ func (pl *createPlan) send(ctx context.Context, pipe redis.Pipeliner, t string, 
 const emptyHash = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 
 // changeJSON is an outbox entry as the scripts' outboxAdd writes it, for an entity
-// whose createdAt and updatedAt are both now.
-func changeJSON(cid, op, bp, id, head, nowJSON string) string {
-	b := make([]byte, 0, len(head)+len(bp)+len(id)+160)
+// whose createdAt and updatedAt are both now; appendHead writes the entity's
+// changeHead, headSize bytes or so, in place. One buffer per change, handed to XADD
+// as bytes: the head used to be a string of its own, copied into the change, which
+// was copied again into a string.
+func changeJSON(cid, op, bp, id string, headSize int, appendHead func([]byte) []byte, nowJSON string) []byte {
+	b := make([]byte, 0, headSize+2*len(bp)+2*len(id)+2*len(nowJSON)+112)
 	b = append(b, `{"changeId":"`...)
 	b = append(b, cid...)
 	b = append(b, `","op":"`...)
@@ -339,24 +342,22 @@ func changeJSON(cid, op, bp, id, head, nowJSON string) string {
 	b = append(b, `,"identifier":`...)
 	b = appendJSONString(b, id)
 	b = append(b, `,"entity":`...)
-	b = append(b, head...)
+	b = appendHead(b)
 	b = append(b, `,"createdAt":`...)
 	b = append(b, nowJSON...)
 	b = append(b, `,"updatedAt":`...)
 	b = append(b, nowJSON...)
-	b = append(b, "}}"...)
-	return string(b)
+	return append(b, "}}"...)
 }
 
-// barebonesHead is changeHead of a barebones entity: no title, properties or
-// relations, and no owner.
-func barebonesHead(bp, id string) string {
-	b := append([]byte(`{"identifier":`), nil...)
+// appendBarebonesHead appends the changeHead of a barebones entity: no title,
+// properties or relations, and no owner.
+func appendBarebonesHead(b []byte, bp, id string) []byte {
+	b = append(b, `{"identifier":`...)
 	b = appendJSONString(b, id)
 	b = append(b, `,"blueprint":`...)
 	b = appendJSONString(b, bp)
-	b = append(b, `,"properties":{},"relations":{}`...)
-	return string(b)
+	return append(b, `,"properties":{},"relations":{}`...)
 }
 
 // appendJSONString appends s as encoding/json encodes it, byte for byte (stored

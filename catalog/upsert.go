@@ -487,9 +487,22 @@ func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, ou
 // script's entityJSON makes of the same fields (the tests compare them), done here
 // because encoding in Lua cost half of a create.
 func (p *prepared) changeHead() string {
+	return string(p.appendChangeHead(make([]byte, 0, p.headSize())))
+}
+
+// headSize is room enough for most change heads: the fields' bytes and the names'.
+func (p *prepared) headSize() int {
+	n := 192 + len(p.w.Integration) + len(p.w.Kind) + 2*len(p.w.Entity.Identifier)
+	for _, f := range p.fields {
+		n += len(f) + 4
+	}
+	return n
+}
+
+// appendChangeHead appends changeHead to b.
+func (p *prepared) appendChangeHead(b []byte) []byte {
 	e := &p.w.Entity
 	str := appendJSONString
-	b := make([]byte, 0, 256)
 	b = append(b, `{"identifier":`...)
 	b = str(b, e.Identifier)
 	b = append(b, `,"blueprint":`...)
@@ -555,7 +568,7 @@ func (p *prepared) changeHead() string {
 		b = append(b, `,"kind":`...)
 		b = str(b, p.w.Kind)
 	}
-	return string(b)
+	return b
 }
 
 // hash is contentHash of the fields the write sets, computed once.
