@@ -262,8 +262,11 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		fetched := strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10)
 		h := make([]any, 0, 1+len(p.fields)+16+2*len(p.rels)/3)
 		h = append(h, ek)
-		for _, f := range p.fields {
-			h = append(h, f)
+		// Pointers: go-redis writes a *string as the string, and a pointer goes into
+		// an interface without the allocation a string costs (a fifth of a create's).
+		// p.fields does not change until the transaction is sent.
+		for i := range p.fields {
+			h = append(h, &p.fields[i])
 		}
 		h = append(h, "_bp", e.Blueprint, "_id", e.Identifier, "_owner", p.w.Integration, "_kind", p.w.Kind,
 			"_hash", p.hash(), "_created", nowMS, "_updated", nowMS, "_fetched", fetched)

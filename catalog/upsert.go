@@ -467,8 +467,8 @@ func (p *prepared) call(t, fenceKey, token string, now time.Time, gen string, ou
 		strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10), strconv.FormatInt(now.UnixMilli(), 10),
 		flag(p.w.Merge), flag(p.w.CreateMissing), gen, p.hash(), flag(len(p.required) == 0),
 		newChangeID(), outboxMax, p.changeHead(), jsonTimeOf(now), len(p.fields)/2)
-	for _, s := range p.fields {
-		args = append(args, s)
+	for i := range p.fields {
+		args = append(args, &p.fields[i]) // as in planCreates: no allocation per field
 	}
 	args = append(args, len(p.rels)/3)
 	for _, s := range p.rels {
