@@ -139,6 +139,13 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 	}
 	watch = append(watch, targets...)
 
+	// A cluster (or any client but a single Redis's) picks the node of a transaction by
+	// the keys Watch is given, so it gets one, the slot's, watched in a round trip of
+	// its own; a single Redis takes them all with the reads.
+	var routing []string
+	if _, single := c.rdb.(*redis.Client); !single {
+		routing = watch[:1]
+	}
 	var created map[*prepared]*Outcome
 	err := c.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		var fenceCmd, genCmd *redis.StringCmd
@@ -197,7 +204,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 		}
 		created = plan.outcomes
 		return nil
-	})
+	}, routing...)
 	if errors.Is(err, redis.TxFailedErr) {
 		return nil, nil // something changed under the reads: the script decides
 	}
