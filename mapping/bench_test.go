@@ -16,15 +16,7 @@ import (
 // `configsync map` does. One op is the whole set; items/s is the figure to compare.
 func BenchmarkMapGitHubRepositories(b *testing.B) {
 	const n = 200_000
-	doc, err := os.ReadFile(filepath.Join(compatDir(b), "github", "port-app-config.yml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, ps := Parse(doc)
-	prog, cps := Compile(cfg, Options{})
-	if prog == nil {
-		b.Fatal(problemText(append(ps, cps...)))
-	}
+	prog := githubProgram(b)
 	var input bytes.Buffer
 	if err := fakegithub.WriteRepositoriesNDJSON(&input, n, fakegithub.RepositoryOptions{}); err != nil {
 		b.Fatal(err)
@@ -95,16 +87,7 @@ func BenchmarkDecodeGitHubRepository(b *testing.B) {
 // compat github config's repository resource has for them.
 func githubRepositoryItems(b testing.TB) ([][]byte, *need) {
 	b.Helper()
-	doc, err := os.ReadFile(filepath.Join(compatDir(b), "github", "port-app-config.yml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, ps := Parse(doc)
-	prog, cps := Compile(cfg, Options{})
-	if prog == nil {
-		b.Fatal(problemText(append(ps, cps...)))
-	}
-	resources := prog.ResourcesOfKind("repository")
+	resources := githubProgram(b).ResourcesOfKind("repository")
 	if len(resources) != 1 {
 		b.Fatalf("%d repository resources, want 1", len(resources))
 	}
@@ -113,4 +96,19 @@ func githubRepositoryItems(b testing.TB) ([][]byte, *need) {
 		b.Fatal(err)
 	}
 	return bytes.Split(bytes.TrimSpace(input.Bytes()), []byte("\n")), resources[0].need
+}
+
+// githubProgram compiles the compat corpus' github config.
+func githubProgram(tb testing.TB) *Program {
+	tb.Helper()
+	doc, err := os.ReadFile(filepath.Join(compatDir(tb), "github", "port-app-config.yml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg, ps := Parse(doc)
+	prog, cps := Compile(cfg, Options{})
+	if prog == nil {
+		tb.Fatal(problemText(append(ps, cps...)))
+	}
+	return prog
 }
