@@ -295,17 +295,11 @@ func fastObject(b []byte, i int, n *need, depth int) (any, int, bool) {
 			}
 			m[key] = v // a duplicate name replaces the earlier value, as in jq
 		}
-		i = rawjson.Space(b, i)
-		if i >= len(b) {
+		var last bool
+		if i, last, ok = rawjson.Next(b, i, '}'); !ok {
 			return nil, i, false
-		}
-		switch b[i] {
-		case ',':
-			i = rawjson.Space(b, i+1)
-		case '}':
-			return m, i + 1, true
-		default:
-			return nil, i, false
+		} else if last {
+			return m, i, true
 		}
 	}
 }
@@ -327,17 +321,11 @@ func fastArray(b []byte, i, depth int) (any, int, bool) {
 			return nil, end, false
 		}
 		a = append(a, v)
-		i = rawjson.Space(b, end)
-		if i >= len(b) {
+		var last bool
+		if i, last, ok = rawjson.Next(b, end, ']'); !ok {
 			return nil, i, false
-		}
-		switch b[i] {
-		case ',':
-			i = rawjson.Space(b, i+1)
-		case ']':
-			return a, i + 1, true
-		default:
-			return nil, i, false
+		} else if last {
+			return a, i, true
 		}
 	}
 }

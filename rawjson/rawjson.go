@@ -33,6 +33,24 @@ func Space(b []byte, i int) int {
 	return i
 }
 
+// Next steps over the whitespace and the separator after a member of an object or an
+// element of an array, which close ('}' or ']') ends. It returns the index of the next
+// member or element, after a comma, or last and the index just after close; ok is
+// false when neither follows, and then next is where the unexpected byte is.
+func Next(b []byte, i int, close byte) (next int, last, ok bool) {
+	i = Space(b, i)
+	if i >= len(b) {
+		return i, false, false
+	}
+	switch b[i] {
+	case ',':
+		return Space(b, i+1), false, true
+	case close:
+		return i + 1, true, true
+	}
+	return i, false, false
+}
+
 // Value checks the JSON value that starts at b[i] (no whitespace before it) and
 // returns the index just after it. ok is false when b[i:] does not start with a value
 // Value accepts.
@@ -71,17 +89,9 @@ func value(b []byte, i, depth int) (int, bool) {
 			if i, ok = value(b, Space(b, i+1), depth+1); !ok {
 				return i, false
 			}
-			i = Space(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = Space(b, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return i, false
+			var last bool
+			if i, last, ok = Next(b, i, '}'); !ok || last {
+				return i, ok
 			}
 		}
 	case c == '[':
@@ -97,17 +107,9 @@ func value(b []byte, i, depth int) (int, bool) {
 			if i, ok = value(b, i, depth+1); !ok {
 				return i, false
 			}
-			i = Space(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = Space(b, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return i, false
+			var last bool
+			if i, last, ok = Next(b, i, ']'); !ok || last {
+				return i, ok
 			}
 		}
 	case c == 't':

@@ -75,17 +75,11 @@ func walkRaw(body []byte, i int, fields []string, items *[][]byte) (int, error) 
 					return i, errNotSimple
 				}
 				*items = append(*items, body[i:end:end])
-				i = rawjson.Space(body, end)
-				if i >= len(body) {
+				var last bool
+				if i, last, ok = rawjson.Next(body, end, ']'); !ok {
 					return i, errNotSimple
-				}
-				switch body[i] {
-				case ',':
-					i = rawjson.Space(body, i+1)
-				case ']':
-					return i + 1, nil
-				default:
-					return i, errNotSimple
+				} else if last {
+					return i, nil
 				}
 			}
 		case '{':
@@ -137,20 +131,11 @@ func walkRaw(body []byte, i int, fields []string, items *[][]byte) (int, error) 
 		} else if i, ok = rawjson.Value(body, i); !ok {
 			return i, errNotSimple
 		}
-		i = rawjson.Space(body, i)
-		if i >= len(body) {
-			return i, errNotSimple
-		}
-		switch body[i] {
-		case ',':
-			i = rawjson.Space(body, i+1)
-		case '}':
-			if !found {
-				return i, errNotSimple
-			}
-			return i + 1, nil
-		default:
-			return i, errNotSimple
+		var last bool
+		if i, last, ok = rawjson.Next(body, i, '}'); !ok || (last && !found) {
+			return i, errNotSimple // the member is missing after the last
+		} else if last {
+			return i, nil
 		}
 	}
 }
