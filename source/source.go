@@ -51,6 +51,11 @@ type Page struct {
 	// its first item began, so that a write stamped with it never claims to be
 	// newer than the data it carries.
 	FetchedAt time.Time
+	// Release, when not nil, gives the items' memory back to the source for a
+	// later page. The receiver calls it at most once, when neither it nor anything
+	// it handed them to reads or writes the items any more; a receiver that never
+	// calls it leaves them to the garbage collector.
+	Release func()
 }
 
 // ItemError reports an item a source could not deliver (not valid JSON, not an

@@ -527,6 +527,7 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 			counts.Selected += lp.entities
 			counts.Unchanged += lp.entities
 			counts.Reused += lp.entities
+			release(lp.page)
 			continue
 		}
 		start := time.Now()
@@ -540,6 +541,8 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 		if err != nil {
 			return stop(&writeError{err})
 		}
+		// Mapped: what the batches carry on is decoded from the items, not in them.
+		release(lp.page)
 		r.log.Debug("page mapped", zap.String("kind", kind), zap.Int("items", len(lp.page.Items)), zap.Duration("took", time.Since(start)))
 	}
 	if err := r.drain(); err != nil {
@@ -548,4 +551,12 @@ func (r *runner) syncKind(src source.Source, kind string) error {
 		return &writeError{err}
 	}
 	return <-fetchErr
+}
+
+// release gives a page's items back to its source, once nothing reads them; a page
+// given up on is left to the garbage collector instead, as it may still be read.
+func release(p source.Page) {
+	if p.Release != nil {
+		p.Release()
+	}
 }

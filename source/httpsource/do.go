@@ -51,6 +51,9 @@ type response struct {
 	url *url.URL
 	// latency is the duration of the successful attempt.
 	latency time.Duration
+	// cut is the pooled buffer the items of the response were cut from (the body
+	// or a copy of it), until flush hands it on with their pages.
+	cut []byte
 }
 
 // idempotent methods may be retried without the resource's consent (RFC 9110, 9.2.2).
@@ -297,18 +300,18 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// maxPooledBody is the largest read buffer kept for the next response.
-const maxPooledBody = 8 << 20
-
 // readBody reads at most n bytes of a response body and returns them in a slice the
-// caller owns (items are cut from it). A body of known length is read straight into
-// a slice of that size; one of unknown length into a pooled buffer, then copied to an
-// exact-size slice, which costs a copy but not the unused half of a grown buffer.
+// caller owns (items are cut from it), taken from s.buffers: whoever is last to read
+// it may give it back (bufferPool.put). A body of known length is read straight into
+// a slice of that size; one of unknown length into a pooled bytes.Buffer, then copied
+// to a slice of its size, which costs a copy but not the unused half of a grown
+// buffer.
 func (s *httpSource) readBody(hresp *http.Response, n int64) ([]byte, error) {
 	if l := hresp.ContentLength; l > 0 && l <= n {
 		// net/http ends such a body at its length, and fails one that ends short.
-		body := make([]byte, l)
+		body := s.buffers.get(int(l))
 		if _, err := io.ReadFull(hresp.Body, body); err != nil {
+			s.buffers.put(body)
 			return nil, err
 		}
 		return body, nil
@@ -329,5 +332,7 @@ func (s *httpSource) readBody(hresp *http.Response, n int64) ([]byte, error) {
 	if _, err := buf.ReadFrom(io.LimitReader(hresp.Body, n)); err != nil {
 		return nil, err
 	}
-	return bytes.Clone(buf.Bytes()), nil
+	body := s.buffers.get(buf.Len())
+	copy(body, buf.Bytes())
+	return body, nil
 }

@@ -244,11 +244,22 @@ func (f *fetcher) fetchResource(ctx context.Context, bound map[string]any) error
 	}
 	flush := func(resp *response) error {
 		defer func() { items, size, where = nil, 0, "" }()
+		// Items cut from a pooled buffer (see paginate) give it back once the
+		// receiver has released every page of them.
+		var release func()
+		if resp.cut != nil {
+			if len(items) == 0 {
+				s.buffers.put(resp.cut)
+			} else {
+				release = s.buffers.shared(resp.cut, (len(items)+s.opts.PageSize-1)/s.opts.PageSize)
+			}
+			resp.cut = nil
+		}
 		for chunk := range slices.Chunk(items, s.opts.PageSize) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := f.yield(source.Page{Items: chunk, FetchedAt: resp.sentAt}); err != nil {
+			if err := f.yield(source.Page{Items: chunk, FetchedAt: resp.sentAt, Release: release}); err != nil {
 				f.yieldErr = err
 				return err
 			}
@@ -289,6 +300,7 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 		// The document, decoded once and only when asked for.
 		docFn := sync.OnceValues(func() (any, error) { return s.decode(req, resp) })
 		count := 0
+		cutFromBody := false // the items point into resp.body
 		if resp.status != http.StatusNoContent {
 			var raw [][]byte
 			rawErr := errNotSimple
@@ -298,9 +310,16 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 				// hasMorePath), else from the body itself, which nothing reads after.
 				body := resp.body
 				if pg.readsBody() {
-					body = bytes.Clone(body)
+					body = s.buffers.get(len(resp.body))
+					copy(body, resp.body)
 				}
 				raw, rawErr = splitRaw(body, spec.dataPath.fields)
+				cutFromBody = rawErr == nil && !pg.readsBody()
+				if rawErr == nil && flush != nil {
+					resp.cut = body // flush hands it on with the pages
+				} else if rawErr != nil && pg.readsBody() {
+					s.buffers.put(body) // the copy holds no item
+				}
 			}
 			if rawErr == nil {
 				for _, item := range raw {
@@ -334,6 +353,10 @@ func (f *fetcher) paginate(ctx context.Context, spec *requestSpec, bound map[str
 		more, err := pg.advance(ctx, resp, docFn, count)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", req.method, s.redact(resp.url), err)
+		}
+		if !cutFromBody {
+			// Read for the last time (the document decoded is a copy).
+			s.buffers.put(resp.body)
 		}
 		if !more {
 			return nil

@@ -33,7 +33,10 @@ type httpSource struct {
 	client  *http.Client
 	// bodies holds read buffers (*bytes.Buffer) for response bodies: reading with
 	// io.ReadAll reallocated its way up to each page's size, twice the page in garbage.
-	bodies  sync.Pool
+	bodies sync.Pool
+	// buffers holds the buffers bodies end up in, which pages of items point into
+	// until the run releases them (source.Page.Release).
+	buffers bufferPool
 	auth    authenticator
 	secrets *scrubber
 	// credHeaders and credQuery name what carries credentials: stripped on
@@ -56,7 +59,7 @@ var reservedHeaders = []string{"Host", "Content-Length", "Transfer-Encoding", "C
 // newSource checks params and creds and builds the source. Its errors never
 // quote a credential, nor the baseUrl (which might hold one by mistake).
 func newSource(o Options, params map[string]any, creds map[string]string) (*httpSource, error) {
-	s := &httpSource{opts: o, secrets: &scrubber{}, plans: map[string]*plan{}}
+	s := &httpSource{opts: o, secrets: &scrubber{}, plans: map[string]*plan{}, buffers: newBufferPool()}
 	for _, v := range creds {
 		s.secrets.add(false, v)
 	}

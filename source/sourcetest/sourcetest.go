@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("CancelledBefore", func(t *testing.T) { testCancelledBefore(t, h) })
 	t.Run("CancelledDuring", func(t *testing.T) { testCancelledDuring(t, h) })
 	t.Run("ReceiverOwnsItems", func(t *testing.T) { testOwnership(t, h) })
+	t.Run("Release", func(t *testing.T) { testRelease(t, h) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, h) })
 }
 
@@ -204,6 +205,49 @@ func testCancelledDuring(t *testing.T, h Harness) {
 	}
 	if calls != 1 {
 		t.Errorf("yield called %d times, want 1: the fetch went on after cancellation", calls)
+	}
+}
+
+// testRelease releases every other page as soon as it is read and keeps the
+// others: a source may reuse a released page's memory for later pages, but never
+// an unreleased one's, not even when both were cut from the same response.
+func testRelease(t *testing.T, h Harness) {
+	n := 6*h.MaxPageSize + 3
+	s, r := h.New(t, Items(n))
+	var kept []source.Page
+	var keptCopies [][][]byte
+	var got []int
+	start := time.Now()
+	index := -1
+	err := s.Fetch(t.Context(), r, func(p source.Page) error {
+		index++
+		checkPage(t, h, p, start)
+		got = append(got, positions(t, []source.Page{p})...)
+		if index%2 == 0 && p.Release != nil {
+			p.Release()
+			return nil
+		}
+		copies := make([][]byte, len(p.Items))
+		for i, item := range p.Items {
+			copies[i] = append([]byte(nil), item...)
+		}
+		kept, keptCopies = append(kept, p), append(keptCopies, copies)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	for i, g := range got {
+		if g != i {
+			t.Fatalf("item %d has i=%d: items lost, repeated or reordered", i, g)
+		}
+	}
+	for k, p := range kept {
+		for i, item := range p.Items {
+			if string(item) != string(keptCopies[k][i]) {
+				t.Fatalf("kept page %d, item %d changed after other pages were released:\n got %q\nwant %q", k, i, item, keptCopies[k][i])
+			}
+		}
 	}
 }
 
