@@ -66,14 +66,16 @@ const (
 	// DuplicateWindow is how long the streams remember a Nats-Msg-Id: a republish of
 	// the same event id or change id within it is acknowledged but not stored again.
 	DuplicateWindow = 2 * time.Minute
-	// ChangesDuplicateWindow is DuplicateWindow for entity changes. It covers the
-	// publisher's own republish of a failed batch, which follows at once; a change
-	// republished after a crash (by the sweeper, 30 s later) may be stored twice,
-	// which consumers drop by changeId as they must anyway (events.md). It is short
-	// because the stream keeps an index entry per id for the whole window: at a full
-	// resync's tens of thousands of changes per second, two minutes of them were most
-	// of an embedded server's memory.
-	ChangesDuplicateWindow = 20 * time.Second
+	// ChangesDuplicateWindow is DuplicateWindow for entity changes. It covers two
+	// workers draining one outbox at once, and the publisher's republish of what was
+	// in flight when a batch failed (what NATS confirmed leaves the outbox first),
+	// which follows with the next pass; a change republished later (by the sweeper,
+	// 30 s on, after a crash) may be stored twice, which consumers drop by changeId
+	// as they must anyway (events.md). It is short because the stream keeps an index
+	// entry per id, about 230 bytes, for the whole window: at a full resync's 20,000
+	// changes a second, 20 s of them were 300 MB of a 1,000,000-item resync's peak
+	// memory, and the index grew with the length of the resync up to the window.
+	ChangesDuplicateWindow = 5 * time.Second
 )
 
 // Options configures a Queue. The zero value is valid: every zero field takes its
@@ -364,7 +366,8 @@ func (q *Queue) PublishChanges(ctx context.Context, tenant string, changes []Cha
 		}
 		raw[i] = RawChange{ChangeID: c.ChangeID, Data: data}
 	}
-	return q.PublishRawChanges(ctx, tenant, raw)
+	_, err := q.PublishRawChanges(ctx, tenant, raw)
+	return err
 }
 
 // RawChange is a change event already encoded, such as the catalog's outbox stores
@@ -403,16 +406,19 @@ func (c RawChange) check() error {
 var errInvalidChangeData = errors.New("invalid change data")
 
 // PublishRawChanges publishes a tenant's encoded change events as PublishChanges does
-// (in order, pipelined, returning once all are stored or at the first failure; the
-// caller republishes the batch on an error), each message's body being its Data,
-// byte for byte. Every change is checked (see RawChange) before any is published.
-func (q *Queue) PublishRawChanges(ctx context.Context, tenant string, changes []RawChange) error {
+// (in order, pipelined, returning once all are stored or at the first failure), each
+// message's body being its Data, byte for byte. Every change is checked (see
+// RawChange) before any is published. It returns how many changes, from the first,
+// the stream confirmed it stored: on an error the caller republishes only the rest,
+// of which those still in flight when it failed may have been stored too (the
+// duplicate window drops them when the republish follows soon).
+func (q *Queue) PublishRawChanges(ctx context.Context, tenant string, changes []RawChange) (stored int, err error) {
 	if err := CheckID("tenant", tenant); err != nil {
-		return fmt.Errorf("queue: publishing changes: %w", err)
+		return 0, fmt.Errorf("queue: publishing changes: %w", err)
 	}
 	for _, c := range changes {
 		if err := c.check(); err != nil {
-			return fmt.Errorf("queue: tenant %q: publishing changes: %w", tenant, err)
+			return 0, fmt.Errorf("queue: tenant %q: publishing changes: %w", tenant, err)
 		}
 	}
 	subject := ChangesSubject(tenant)
@@ -426,6 +432,7 @@ func (q *Queue) PublishRawChanges(ctx context.Context, tenant string, changes []
 		inflight = inflight[1:]
 		select {
 		case <-p.f.Ok():
+			stored++
 			return nil
 		case err := <-p.f.Err():
 			return fmt.Errorf("queue: publishing change %s to %s: %w", p.id, subject, err)
@@ -437,7 +444,7 @@ func (q *Queue) PublishRawChanges(ctx context.Context, tenant string, changes []
 		for {
 			if len(inflight) >= changesWindow {
 				if err := wait(); err != nil {
-					return err
+					return stored, err
 				}
 			}
 			f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: c.Data},
@@ -446,26 +453,29 @@ func (q *Queue) PublishRawChanges(ctx context.Context, tenant string, changes []
 				// The JetStream context's own async limit is shared with other
 				// publishers: make room by waiting for our oldest, then retry.
 				if err := wait(); err != nil {
-					return err
+					return stored, err
 				}
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("queue: publishing change %s to %s: %w", c.ChangeID, subject, err)
+				// The changes sent before it may all be stored: learn how many.
+				for len(inflight) > 0 && wait() == nil {
+				}
+				return stored, fmt.Errorf("queue: publishing change %s to %s: %w", c.ChangeID, subject, err)
 			}
 			inflight = append(inflight, pending{c.ChangeID, f})
 			break
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("queue: publishing changes to %s: %w", subject, err)
+			return stored, fmt.Errorf("queue: publishing changes to %s: %w", subject, err)
 		}
 	}
 	for len(inflight) > 0 {
 		if err := wait(); err != nil {
-			return err
+			return stored, err
 		}
 	}
-	return nil
+	return stored, nil
 }
 
 // DLQSize returns the number of dead letters kept, for health checks and alerts.

@@ -716,7 +716,7 @@ func TestOpenIsIdempotent(t *testing.T) {
 		t.Errorf("commands stream config: %+v", cfg)
 	}
 	ch := e.streamInfo(queue.ChangesStream).Config
-	if ch.Retention != jetstream.LimitsPolicy || ch.MaxAge != time.Hour || ch.Duplicates != 20*time.Second {
+	if ch.Retention != jetstream.LimitsPolicy || ch.MaxAge != time.Hour || ch.Duplicates != 5*time.Second {
 		t.Errorf("changes stream config: %+v", ch)
 	}
 	ci := e.consumerInfo()
@@ -875,8 +875,8 @@ func TestPublishRawChanges(t *testing.T) {
 		{ChangeID: "c-2", Data: []byte(" \n{\"changeId\":\"c-2\",\"op\":\"deleted\",\"blueprint\":\"b\",\"identifier\":\"ü\",\"entity\":null}")},
 	}
 	for range 2 { // the second time, as duplicates
-		if err := e.q.PublishRawChanges(e.ctx, "acme", good); err != nil {
-			t.Fatalf("PublishRawChanges: %v", err)
+		if stored, err := e.q.PublishRawChanges(e.ctx, "acme", good); err != nil || stored != len(good) {
+			t.Fatalf("PublishRawChanges: %d stored, %v", stored, err)
 		}
 	}
 	if n := e.streamInfo(queue.ChangesStream).State.Msgs; n != 2 {
@@ -917,7 +917,10 @@ func TestPublishRawChanges(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
 			ok := queue.RawChange{ChangeID: "ok-" + strings.ReplaceAll(tc.name, " ", "-"), Data: []byte(`{"op":"created"}`)}
-			err := e.q.PublishRawChanges(e.ctx, "acme", []queue.RawChange{ok, tc.c})
+			stored, err := e.q.PublishRawChanges(e.ctx, "acme", []queue.RawChange{ok, tc.c})
+			if stored != 0 {
+				t.Errorf("%d stored, want 0", stored)
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.has) || !strings.Contains(err.Error(), `tenant "acme"`) {
 				t.Fatalf("error %v; want one naming the tenant and %q", err, tc.has)
 			}
@@ -929,8 +932,29 @@ func TestPublishRawChanges(t *testing.T) {
 			}
 		})
 	}
-	if err := e.q.PublishRawChanges(e.ctx, "ACME", good); err == nil {
+	if _, err := e.q.PublishRawChanges(e.ctx, "ACME", good); err == nil {
 		t.Error("PublishRawChanges accepted tenant ACME")
+	}
+}
+
+// TestPublishRawChangesStoredPrefix: when one change of a batch cannot be published
+// (here, larger than the server's max payload), PublishRawChanges says how many before
+// it the stream stored, so that the caller clears those and republishes the rest.
+func TestPublishRawChangesStoredPrefix(t *testing.T) {
+	e := newEnv(t, queue.Options{})
+	change := func(id string, size int) queue.RawChange {
+		return queue.RawChange{ChangeID: id, Data: []byte(`{"changeId":"` + id + `","pad":"` + strings.Repeat("x", size) + `"}`)}
+	}
+	batch := []queue.RawChange{change("p-1", 10), change("p-2", 10), change("p-3", 10), change("p-big", natstest.MaxPayload+1), change("p-5", 10)}
+	stored, err := e.q.PublishRawChanges(e.ctx, "acme", batch)
+	if err == nil || !strings.Contains(err.Error(), "p-big") {
+		t.Fatalf("error %v, want one naming change p-big", err)
+	}
+	if stored != 3 {
+		t.Errorf("%d stored, want 3", stored)
+	}
+	if n := e.streamInfo(queue.ChangesStream).State.Msgs; n != 3 {
+		t.Errorf("changes stream holds %d, want 3", n)
 	}
 }
 

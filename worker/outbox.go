@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,8 +38,17 @@ func (w *Worker) publishOutbox(ctx context.Context, tenant string) error {
 			changes[i] = queue.RawChange{ChangeID: e.ChangeID, Data: e.Data}
 			ids[i] = e.ID
 		}
-		if err := w.Queue.PublishRawChanges(ctx, tenant, changes); err != nil {
-			return fmt.Errorf("publishing %d entity changes of %s: %w", len(changes), tenant, err)
+		if stored, err := w.Queue.PublishRawChanges(ctx, tenant, changes); err != nil {
+			err = fmt.Errorf("publishing %d entity changes of %s: %w", len(changes), tenant, err)
+			// What NATS confirmed leaves the outbox, so that the next pass republishes
+			// only what may not have been stored: the duplicate window is short, and a
+			// change it misses reaches consumers twice.
+			if stored > 0 {
+				if aerr := w.Catalog.AckChanges(ctx, tenant, ids[:stored]); aerr != nil {
+					err = errors.Join(err, fmt.Errorf("clearing %d published changes of %s: %w", stored, tenant, aerr))
+				}
+			}
+			return err
 		}
 		if err := w.Catalog.AckChanges(ctx, tenant, ids); err != nil {
 			return fmt.Errorf("clearing %d published changes of %s: %w", len(ids), tenant, err)

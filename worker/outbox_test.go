@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,6 +106,43 @@ func (e *env) rawChanges() []publishedMsg {
 		if n == 0 {
 			return out
 		}
+	}
+}
+
+// TestPublishOutboxClearsWhatWasStored: when a change of the outbox cannot be
+// published (here, larger than NATS's max payload), the changes NATS stored before
+// it leave the outbox, so that the next pass does not send them again (the stream's
+// duplicate window is short); it and the changes after it stay.
+func TestPublishOutboxClearsWhatWasStored(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	putRawBlueprints(t, e.cat, e.tenant)
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i, desc := range []string{"a", "b", "c", strings.Repeat("x", natstest.MaxPayload), "e"} {
+		w := catalog.Write{Entity: catalog.Entity{Blueprint: "repo", Identifier: fmt.Sprint("r", i), Properties: map[string]any{"desc": desc}, Relations: map[string]any{}},
+			Integration: "gh", Kind: "repository", FetchedAt: now}
+		outs, err := e.cat.Upsert(ctx, e.tenant, nil, []catalog.Write{w})
+		if err != nil || outs[0].Change == nil {
+			t.Fatalf("writing r%d: %v, %+v", i, err, outs)
+		}
+	}
+	w := New(Config{ID: "w"}, e.deps())
+	if err := w.publishOutbox(ctx, e.tenant); err == nil {
+		t.Fatal("publishing an outbox with a change over the max payload succeeded")
+	}
+	left, err := e.cat.PendingChanges(ctx, e.tenant, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range left {
+		ids = append(ids, p.Change.Identifier)
+	}
+	if !reflect.DeepEqual(ids, []string{"r3", "r4"}) {
+		t.Errorf("outbox holds changes of %v, want [r3 r4]", ids)
+	}
+	if got := e.rawChanges(); len(got) != 3 {
+		t.Errorf("%d changes published, want 3", len(got))
 	}
 }
 
