@@ -354,10 +354,12 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 		team, _ := json.Marshal(e.Team) // a []string always encodes
 		p.fields = append(p.fields, "team", string(team))
 	}
+	var buf []byte // strings are encoded here, then copied once into their field
 	for _, name := range slices.Sorted(maps.Keys(cleaned)) {
 		var data []byte
 		if s, ok := cleaned[name].(string); ok {
-			data = appendJSONString(nil, s)
+			buf = appendJSONString(buf[:0], s)
+			data = buf
 		} else if data, err = json.Marshal(cleaned[name]); err != nil {
 			problems = append(problems, fmt.Errorf("property %q: %w", name, err))
 			continue

@@ -19,13 +19,17 @@ import (
 func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, raw [][]byte, fetchedAt time.Time, fence *catalog.Fence) error {
 	counts := r.rec.Kind(kind)
 	cfg := r.prog.Config
-	batch := make([]catalog.Write, 0, r.w.cfg.BatchSize)
+	// A batch is made when its first write comes, no larger than the page: a page of
+	// 100 items used to make two of BatchSize writes, the second never used, a tenth
+	// of the bytes a full resync allocated.
+	var batch []catalog.Write
+	size := min(r.w.cfg.BatchSize, max(len(raw), 1))
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		err := r.writeBehind(kind, batch)
-		batch = make([]catalog.Write, 0, r.w.cfg.BatchSize) // the last one is being written
+		batch = nil // the last one is being written
 		return err
 	}
 	err := r.prog.Run(r.ctx, mapping.NewSlice(raw), mapping.RunOptions{Resources: resources}, func(res *mapping.ItemResult) error {
@@ -51,6 +55,9 @@ func (r *runner) mapAndWrite(resources []*mapping.ResourceProgram, kind string, 
 				counts.Failed++
 				r.rec.AddError(fmt.Sprintf("item %d: %v", res.Index, err))
 				continue
+			}
+			if batch == nil {
+				batch = make([]catalog.Write, 0, size)
 			}
 			batch = append(batch, catalog.Write{
 				Entity: ce, Integration: r.in.ID, Kind: kind, FetchedAt: fetchedAt,
