@@ -213,7 +213,7 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 
 // createPlan is what a create transaction sends, decided by planCreates.
 type createPlan struct {
-	hsets    [][]any              // key, field, value, ... per entity, barebones first
+	hsets    [][]any              // "hset", key, field, value, ... per entity, barebones first
 	changes  [][]byte             // outbox entries, in order
 	zadds    map[string][]redis.Z // ids and ownership indexes
 	sadds    map[string][]any     // kinds and reverse relation indexes
@@ -255,7 +255,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		for _, m := range missing {
 			tk := entityKey(t, m.Blueprint, m.Identifier)
 			mine[tk] = true
-			plan.hsets = append(plan.hsets, []any{tk, "_bp", m.Blueprint, "_id", m.Identifier,
+			plan.hsets = append(plan.hsets, []any{"hset", tk, "_bp", m.Blueprint, "_id", m.Identifier,
 				"_created", nowMS, "_updated", nowMS, "_fetched", "0", "_hash", emptyHash})
 			plan.zadd(idsKey(t, m.Blueprint), redis.Z{Member: m.Identifier})
 			cid := newChangeID()
@@ -267,8 +267,8 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 
 		mine[ek] = true
 		fetched := strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10)
-		h := make([]any, 0, 1+len(p.fields)+16+2*len(p.rels)/3)
-		h = append(h, ek)
+		h := make([]any, 0, 2+len(p.fields)+16+2*len(p.rels)/3)
+		h = append(h, "hset", ek)
 		// Pointers: go-redis writes a *string as the string, and a pointer goes into
 		// an interface without the allocation a string costs (a fifth of a create's).
 		// p.fields does not change until the transaction is sent.
@@ -316,8 +316,10 @@ func (pl *createPlan) sadd(key string, member any) {
 
 // send queues the plan's commands on a MULTI pipeline.
 func (pl *createPlan) send(ctx context.Context, pipe redis.Pipeliner, t string, outboxMax int64) {
+	// HSET and XADD go as Do, which sends the arguments it is given: HSet and XAdd
+	// copy them into slices of their own, a tenth of a create's allocations.
 	for _, h := range pl.hsets {
-		pipe.HSet(ctx, h[0].(string), h[1:]...)
+		pipe.Do(ctx, h...)
 	}
 	for _, k := range pl.keyOrder {
 		if zs, ok := pl.zadds[k]; ok {
@@ -326,9 +328,9 @@ func (pl *createPlan) send(ctx context.Context, pipe redis.Pipeliner, t string, 
 			pipe.SAdd(ctx, k, pl.sadds[k]...)
 		}
 	}
+	ok, maxLen := outboxKey(t), strconv.FormatInt(outboxMax, 10)
 	for _, ch := range pl.changes {
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: outboxKey(t), MaxLen: outboxMax, Approx: true, ID: "*",
-			Values: []any{outboxField, ch}})
+		pipe.Do(ctx, "xadd", ok, "maxlen", "~", maxLen, "*", outboxField, ch)
 	}
 }
 
