@@ -24,6 +24,12 @@ const maxConfigBytes = 4 << 20
 // so that an alias bomb ("billion laughs") is refused instead of expanded.
 const maxConfigNodes = 200_000
 
+// maxConfigDepth bounds how deeply values nest, aliases included. An alias inside
+// its own anchor ("a: &a [*a]") nests without end: the node bound alone let such a
+// 20-byte document nest 200,000 deep, building a path for each level as long as
+// the levels above, until the process ran out of memory.
+const maxConfigDepth = 100
+
 // Config is Port's integration config: the document Port's
 // `PATCH /v1/integration/{id}/config` takes under `config`.
 type Config struct {
@@ -261,6 +267,8 @@ func (e *ConfigError) Error() string {
 type parser struct {
 	problems Problems
 	nodes    int
+	depth    int  // of the value plain is in
+	tooDeep  bool // maxConfigDepth was reported
 	resource int
 	kind     string
 }
@@ -455,6 +463,15 @@ func (p *parser) number(n *yaml.Node, path string) (float64, bool) {
 // plain converts a node to the plain JSON-like value handed to sources (map, slice,
 // string, float64/int64, bool, nil).
 func (p *parser) plain(n *yaml.Node, path string) any {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxConfigDepth {
+		if !p.tooDeep { // once: a self-referencing alias is too deep on every branch
+			p.tooDeep = true
+			p.errorf(n, path, "nests more than %d levels deep (aliases included)", maxConfigDepth)
+		}
+		return nil
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)

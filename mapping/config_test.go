@@ -60,6 +60,11 @@ func TestParseTopLevel(t *testing.T) {
 		{name: "empty", doc: "", wantErr: "config is empty"},
 		{name: "duplicate key", doc: "deleteDependents: true\ndeleteDependents: false\n" + res, wantErr: "deleteDependents: is given twice"},
 		{name: "alias bomb", doc: aliasBomb(), wantErr: "nodes (aliases included)"},
+		// An alias inside its own anchor nests without end (found by FuzzParse: it
+		// took the fuzzing process's memory).
+		{name: "alias in its own sequence", doc: "a: &a [*a, *a]\nresources: []", wantErr: "nests more than 100 levels deep"},
+		{name: "alias in its own mapping", doc: "a: &a {b: *a}\nresources: []", wantErr: "nests more than 100 levels deep"},
+		{name: "deep but finite", doc: "a: " + strings.Repeat("[", 101) + strings.Repeat("]", 101) + "\nresources: []", wantErr: "a" + strings.Repeat("[0]", 100) + ": nests more than 100 levels deep"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -237,6 +242,7 @@ func FuzzParse(f *testing.F) {
 		"deleteDependentEntities: true\nresources: [{kind: k, selector: {query: 'true'}, port: {entity: {mappings: {identifier: .a, blueprint: '\"b\"'}}}}]",
 		`{"resources": [{"kind": "k", "selector": {"query": ".a | test(\"x\")"}, "port": {"itemsToParse": ".xs", "entity": {"mappings": [{"identifier": {"combinator": "\"and\"", "rules": [{"property": "\"p\"", "operator": "\"=\"", "value": ".v"}]}, "blueprint": "'b'"}]}}}]}`,
 		"a: &a [1]\nb: [*a, *a]\nresources: [{kind: k}]",
+		"a: &a [*a, *a]\nresources: []",
 	} {
 		f.Add([]byte(s))
 	}
