@@ -320,8 +320,28 @@ type Change struct {
 	Blueprint  string `json:"blueprint"`
 	Identifier string `json:"identifier"`
 	// Entity is the entity as written (created, updated) or as it was before
-	// (deleted); a JSON object, or null when unknown.
+	// (deleted); a JSON object, or null when unknown or too large (EntityTooLarge).
 	Entity stdjson.RawMessage `json:"entity"`
+	// EntityTooLarge, when not zero, says Entity was left out: the change with it was
+	// this many bytes, more than NATS takes in one message. Read the entity from the
+	// catalog instead.
+	EntityTooLarge int `json:"entityTooLarge,omitzero"`
+}
+
+// WithoutEntity returns c with its entity left out (null, EntityTooLarge set to the
+// size of c.Data), for a change too large for one NATS message: consumers still
+// learn that the entity changed, and read it from the catalog.
+func WithoutEntity(c RawChange) (RawChange, error) {
+	var ch Change
+	if err := json.Unmarshal(c.Data, &ch); err != nil {
+		return c, fmt.Errorf("queue: change %s: leaving its entity out: %w", c.ChangeID, err)
+	}
+	ch.Entity, ch.EntityTooLarge = stdjson.RawMessage("null"), len(c.Data)
+	data, err := json.Marshal(ch, json.Deterministic(true))
+	if err != nil {
+		return c, fmt.Errorf("queue: change %s: leaving its entity out: %w", c.ChangeID, err)
+	}
+	return RawChange{ChangeID: c.ChangeID, Data: data}, nil
 }
 
 func (c Change) check() error {

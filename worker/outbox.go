@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"github.com/configsync/configsync/queue"
@@ -38,20 +39,34 @@ func (w *Worker) publishOutbox(ctx context.Context, tenant string) error {
 			changes[i] = queue.RawChange{ChangeID: e.ChangeID, Data: e.Data}
 			ids[i] = e.ID
 		}
-		if stored, err := w.Queue.PublishRawChanges(ctx, tenant, changes); err != nil {
-			err = fmt.Errorf("publishing %d entity changes of %s: %w", len(changes), tenant, err)
-			// What NATS confirmed leaves the outbox, so that the next pass republishes
-			// only what may not have been stored: the duplicate window is short, and a
-			// change it misses reaches consumers twice.
+		shrunk := "" // the change last sent without its entity
+		for len(changes) > 0 {
+			stored, err := w.Queue.PublishRawChanges(ctx, tenant, changes)
+			// What NATS confirmed leaves the outbox, also when a later change failed:
+			// the next pass then republishes only what may not have been stored (the
+			// duplicate window is short, and a change it misses reaches consumers
+			// twice).
 			if stored > 0 {
 				if aerr := w.Catalog.AckChanges(ctx, tenant, ids[:stored]); aerr != nil {
-					err = errors.Join(err, fmt.Errorf("clearing %d published changes of %s: %w", stored, tenant, aerr))
+					return errors.Join(err, fmt.Errorf("clearing %d published changes of %s: %w", stored, tenant, aerr))
 				}
 			}
-			return err
-		}
-		if err := w.Catalog.AckChanges(ctx, tenant, ids); err != nil {
-			return fmt.Errorf("clearing %d published changes of %s: %w", len(ids), tenant, err)
+			if err == nil {
+				break
+			}
+			changes, ids = changes[stored:], ids[stored:]
+			if !errors.Is(err, nats.ErrMaxPayload) || changes[0].ChangeID == shrunk {
+				return fmt.Errorf("publishing %d entity changes of %s: %w", len(changes), tenant, err)
+			}
+			// A change too large for one message would fail every pass and hold up
+			// every change after it: it goes out without its entity.
+			small, werr := queue.WithoutEntity(changes[0])
+			if werr != nil {
+				return errors.Join(err, werr)
+			}
+			w.Log.Warn("an entity change is too large for NATS; published without its entity",
+				zap.String("tenant", tenant), zap.String("change", changes[0].ChangeID), zap.Int("bytes", len(changes[0].Data)))
+			changes[0], shrunk = small, small.ChangeID
 		}
 		if len(entries) < outboxBatch {
 			return nil

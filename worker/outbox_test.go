@@ -109,11 +109,12 @@ func (e *env) rawChanges() []publishedMsg {
 	}
 }
 
-// TestPublishOutboxClearsWhatWasStored: when a change of the outbox cannot be
-// published (here, larger than NATS's max payload), the changes NATS stored before
-// it leave the outbox, so that the next pass does not send them again (the stream's
-// duplicate window is short); it and the changes after it stay.
-func TestPublishOutboxClearsWhatWasStored(t *testing.T) {
+// TestPublishOutboxOversizedChange: a change larger than NATS's max payload cannot be
+// published as it is. The changes NATS stored before it leave the outbox at once; it
+// goes out without its entity (entityTooLarge says how large it was), and the changes
+// after it follow, in order, so that one huge entity does not hold up a tenant's
+// changes for good.
+func TestPublishOutboxOversizedChange(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	putRawBlueprints(t, e.cat, e.tenant)
@@ -127,22 +128,30 @@ func TestPublishOutboxClearsWhatWasStored(t *testing.T) {
 		}
 	}
 	w := New(Config{ID: "w"}, e.deps())
-	if err := w.publishOutbox(ctx, e.tenant); err == nil {
-		t.Fatal("publishing an outbox with a change over the max payload succeeded")
+	if err := w.publishOutbox(ctx, e.tenant); err != nil {
+		t.Fatalf("publishing an outbox with a change over the max payload: %v", err)
 	}
-	left, err := e.cat.PendingChanges(ctx, e.tenant, 100)
-	if err != nil {
-		t.Fatal(err)
+	if left, err := e.cat.PendingChanges(ctx, e.tenant, 100); err != nil || len(left) != 0 {
+		t.Fatalf("outbox holds %d changes (%v), want none", len(left), err)
 	}
-	var ids []string
-	for _, p := range left {
-		ids = append(ids, p.Change.Identifier)
+	got := e.rawChanges()
+	if len(got) != 5 {
+		t.Fatalf("%d changes published, want 5", len(got))
 	}
-	if !reflect.DeepEqual(ids, []string{"r3", "r4"}) {
-		t.Errorf("outbox holds changes of %v, want [r3 r4]", ids)
-	}
-	if got := e.rawChanges(); len(got) != 3 {
-		t.Errorf("%d changes published, want 3", len(got))
+	for i, m := range got {
+		var c queue.Change
+		if err := json.Unmarshal(m.data, &c); err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		if c.Identifier != fmt.Sprint("r", i) || c.ChangeID != m.msgID {
+			t.Errorf("change %d is of %s (id %s, message id %s), want r%d", i, c.Identifier, c.ChangeID, m.msgID, i)
+		}
+		switch big := i == 3; {
+		case big && (string(c.Entity) != "null" || c.EntityTooLarge <= natstest.MaxPayload):
+			t.Errorf("the oversized change has entity %.40s and entityTooLarge %d; want null and its size", c.Entity, c.EntityTooLarge)
+		case !big && (c.EntityTooLarge != 0 || !bytes.Contains(c.Entity, []byte(`"desc"`))):
+			t.Errorf("change %d lost its entity: %s, entityTooLarge %d", i, c.Entity, c.EntityTooLarge)
+		}
 	}
 }
 
