@@ -328,9 +328,9 @@ func (pl *createPlan) send(ctx context.Context, pipe redis.Pipeliner, t string, 
 			pipe.SAdd(ctx, k, pl.sadds[k]...)
 		}
 	}
-	ok, maxLen := outboxKey(t), strconv.FormatInt(outboxMax, 10)
+	stream, maxLen := outboxKey(t), strconv.FormatInt(outboxMax, 10)
 	for _, ch := range pl.changes {
-		pipe.Do(ctx, "xadd", ok, "maxlen", "~", maxLen, "*", outboxField, ch)
+		pipe.Do(ctx, "xadd", stream, "maxlen", "~", maxLen, "*", outboxField, ch)
 	}
 }
 
