@@ -508,41 +508,49 @@ func (p *prepared) appendChangeHead(b []byte) []byte {
 	b = str(b, e.Identifier)
 	b = append(b, `,"blueprint":`...)
 	b = str(b, e.Blueprint)
-	var props, rels []string // field, value, ...
+	// Three passes over the fields, rather than gathering properties and relations
+	// into slices, which allocated for every change.
 	for i := 0; i+1 < len(p.fields); i += 2 {
-		f, v := p.fields[i], p.fields[i+1]
-		switch {
+		switch f, v := p.fields[i], p.fields[i+1]; {
 		case f == "title" || f == "icon":
-			b = append(b, `,"`+f+`":`...)
+			b = append(b, `,"`...)
+			b = append(b, f...)
+			b = append(b, `":`...)
 			b = str(b, v)
-		case f == "team":
-			if v != "[]" {
-				b = append(b, `,"team":`...)
-				b = append(b, v...)
-			}
-		case strings.HasPrefix(f, "p:"):
-			props = append(props, f[2:], v)
-		case strings.HasPrefix(f, "r:"):
-			rels = append(rels, f[2:], v)
+		case f == "team" && v != "[]":
+			b = append(b, `,"team":`...)
+			b = append(b, v...)
 		}
 	}
 	b = append(b, `,"properties":{`...)
-	for i := 0; i < len(props); i += 2 {
-		if i > 0 {
+	first := true
+	for i := 0; i+1 < len(p.fields); i += 2 {
+		name, ok := strings.CutPrefix(p.fields[i], "p:")
+		if !ok {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
-		b = str(b, props[i])
+		first = false
+		b = str(b, name)
 		b = append(b, ':')
-		b = append(b, props[i+1]...)
+		b = append(b, p.fields[i+1]...)
 	}
 	b = append(b, `},"relations":{`...)
-	for i := 0; i < len(rels); i += 2 {
-		if i > 0 {
+	first = true
+	for i := 0; i+1 < len(p.fields); i += 2 {
+		name, ok := strings.CutPrefix(p.fields[i], "r:")
+		if !ok {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
-		b = str(b, rels[i])
+		first = false
+		b = str(b, name)
 		b = append(b, ':')
-		switch v := rels[i+1]; {
+		switch v := p.fields[i+1]; {
 		case strings.HasPrefix(v, "="):
 			b = str(b, v[1:])
 		case strings.HasPrefix(v, "["):
