@@ -34,9 +34,16 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the three resyncs to this file (go tool trace; shows where the stages wait)")
 	latencySamples := fs.Int("latency-samples", 9, "patch-to-run-start latencies to measure (each is an unchanged resync)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the full resync ends (what it left in memory)")
+	var gc gcSettings // the worker's, measured as a worker runs
+	gc.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	undoGC, err := gc.apply(env)
+	if err != nil {
+		return err
+	}
+	defer undoGC()
 	jqBin, err := exec.LookPath(*jqPath)
 	if err != nil {
 		return fmt.Errorf("the jq CLI is the baseline and was not found (apt-get install jq): %w", err)

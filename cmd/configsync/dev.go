@@ -42,9 +42,16 @@ func runDev(ctx context.Context, env *environment, args []string) error {
 	withDemo := fs.Bool("demo", false, "load the bundled example (blueprints and an integration over example files), sync it and print what it did")
 	allowPrivate := fs.Bool("http-allow-private", env.envOr("CONFIGSYNC_HTTP_ALLOW_PRIVATE", "") == "true",
 		"let http sources reach loopback and private addresses, e.g. a REST API on this machine (CONFIGSYNC_HTTP_ALLOW_PRIVATE=true)")
+	var gc gcSettings
+	gc.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	undoGC, err := gc.apply(env)
+	if err != nil {
+		return err
+	}
+	defer undoGC()
 	log, err := newLogger(env, true)
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ type workerSettings struct {
 	ackWait, leaseTTL, itemTimeout time.Duration
 	httpAllowPrivate               bool
 	healthAddr                     string
+	gc                             gcSettings
 	// envChecks report environment variables that could not be read (envDuration).
 	envChecks []func() error
 }
@@ -46,6 +47,7 @@ func workerFlags(env *environment) (*flag.FlagSet, *workerSettings) {
 	fs.BoolVar(&s.httpAllowPrivate, "http-allow-private", env.envOr("CONFIGSYNC_HTTP_ALLOW_PRIVATE", "") == "true",
 		"let http sources reach loopback, link-local and private addresses (CONFIGSYNC_HTTP_ALLOW_PRIVATE=true)")
 	fs.StringVar(&s.healthAddr, "health-addr", env.envOr("CONFIGSYNC_HEALTH_ADDR", ""), "address serving /healthz and /metrics (Prometheus), e.g. :9090 (CONFIGSYNC_HEALTH_ADDR; default: none)")
+	s.gc.register(fs, env)
 	return fs, s
 }
 
@@ -66,6 +68,11 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 	if ws.ackWait > 30*time.Second || ws.leaseTTL > 30*time.Second {
 		return &usageError{"--ack-wait and --lease-ttl are at most 30s, so that a killed worker's run is taken over within a minute"}
 	}
+	undoGC, err := ws.gc.apply(env)
+	if err != nil {
+		return err
+	}
+	defer undoGC()
 	st, err := openService(ctx, env, stackOptions{conn: ws.conn, fileRoots: ws.roots, leaseTTL: ws.leaseTTL, httpAllowPrivate: ws.httpAllowPrivate,
 		queue: queue.Options{AckWait: ws.ackWait, MaxDeliver: -1}})
 	if err != nil {
