@@ -83,10 +83,11 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 
 	progressHook := func(string) {}
 	// The profile covers one resync when asked: from the end of the one before it
-	// (the start of the run for the full one) to its own end.
+	// (for the full one, from its start, after the server's pages are rendered) to
+	// its own end.
 	var startProfile, stopProfile func()
 	if *cpuProfile != "" {
-		before := map[string]string{"full": "", "unchanged": "full resync:", "changed": "unchanged resync:"}
+		before := map[string]string{"full": "full resync of", "unchanged": "full resync:", "changed": "unchanged resync:"}
 		after, ok := before[*profilePhase]
 		if !ok && *profilePhase != "" {
 			return fmt.Errorf("--cpuprofile-phase %q: want full, unchanged or changed", *profilePhase)
