@@ -97,8 +97,7 @@ func (rp *ResourceProgram) Map(ctx context.Context, m *Mapper, raw []byte) Resul
 // time limit.
 func (rp *ResourceProgram) MapValue(ctx context.Context, v any) Result {
 	var res Result
-	ctx, cancel := context.WithTimeoutCause(ctx, rp.prog.opts.ItemTimeout,
-		fmt.Errorf("item took longer than %v: %w", rp.prog.opts.ItemTimeout, context.DeadlineExceeded))
+	ctx, cancel := context.WithTimeoutCause(ctx, rp.prog.opts.ItemTimeout, rp.prog.timeout)
 	defer cancel()
 	rp.mapValue(ctx, v, &res)
 	return res

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -16,6 +17,9 @@ type Program struct {
 	opts      Options
 	env       *jqEnv
 	guard     *memoryGuard
+	// timeout is the cause of an item's context ending at ItemTimeout: made once,
+	// since a fmt.Errorf per item was about 1% of a full resync's CPU.
+	timeout error
 	// batches and mappers outlive a Run: a caller that runs the program once per
 	// page (a sync does) would otherwise allocate and zero a megabyte batch
 	// buffer, and each worker's Mapper, per page.
@@ -84,7 +88,8 @@ type searchRuleProgram struct {
 func Compile(cfg *Config, opts Options) (*Program, Problems) {
 	opts = opts.withDefaults()
 	c := &compiler{env: newJQEnv(opts)}
-	prog := &Program{Config: cfg, opts: opts, env: c.env, guard: newMemoryGuard(opts.MaxItemMemory)}
+	prog := &Program{Config: cfg, opts: opts, env: c.env, guard: newMemoryGuard(opts.MaxItemMemory),
+		timeout: fmt.Errorf("item took longer than %v: %w", opts.ItemTimeout, context.DeadlineExceeded)}
 	for i := range cfg.Resources {
 		r := &cfg.Resources[i]
 		c.resource, c.kind = i, r.Kind
