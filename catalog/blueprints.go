@@ -196,7 +196,7 @@ func (c *Catalog) blueprints(ctx context.Context, tenant string, reload bool) (*
 	if err != nil {
 		return nil, err
 	}
-	bc = &bpCache{gen: gen, bps: bps}
+	bc = newBPCache(gen, bps)
 	c.mu.Lock()
 	c.bps[tenant] = bc
 	c.mu.Unlock()

@@ -343,6 +343,8 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 	for _, name := range absent {
 		p.required = append(p.required, "p:"+name)
 	}
+	layout := bc.layout[e.Blueprint]
+	p.fields = make([]string, 0, 2*(3+len(cleaned)+len(e.Relations)))
 	if e.Title != "" {
 		p.fields = append(p.fields, "title", e.Title)
 	}
@@ -353,27 +355,55 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 		team, _ := json.Marshal(e.Team) // a []string always encodes
 		p.fields = append(p.fields, "team", string(team))
 	}
-	var buf []byte // strings are encoded here, then copied once into their field
-	for _, name := range slices.Sorted(maps.Keys(cleaned)) {
-		var data []byte
-		if s, ok := cleaned[name].(string); ok {
-			buf = appendJSONString(buf[:0], s)
-			data = buf
-		} else if data, err = json.Marshal(cleaned[name]); err != nil {
-			problems = append(problems, fmt.Errorf("property %q: %w", name, err))
+	// The values are encoded one after the other into one buffer, made one string,
+	// and sliced: a string per value was the most frequent allocation of a write.
+	// cleaned holds only properties of the schema, so the layout's sorted names
+	// cover it.
+	vals := make([]byte, 0, 256)
+	ends := make([]int, 0, len(cleaned)) // of each value in vals, in field order
+	first := len(p.fields)
+	for i, name := range layout.props {
+		v, ok := cleaned[name]
+		if !ok {
 			continue
 		}
-		p.fields = append(p.fields, "p:"+name, string(data))
+		if s, ok := v.(string); ok {
+			vals = appendJSONString(vals, s)
+		} else if data, err := json.Marshal(v); err != nil {
+			problems = append(problems, fmt.Errorf("property %q: %w", name, err))
+			continue
+		} else {
+			vals = append(vals, data...)
+		}
+		p.fields = append(p.fields, layout.propFields[i], "")
+		ends = append(ends, len(vals))
+	}
+	if len(ends) > 0 {
+		all, start := string(vals), 0
+		for k, end := range ends {
+			p.fields[first+2*k+1] = all[start:end]
+			start = end
+		}
 	}
 
 	// Relations.
-	for _, name := range slices.Sorted(maps.Keys(e.Relations)) {
-		rel, ok := b.Relations[name]
-		if !ok {
-			p.warnings = append(p.warnings, fmt.Sprintf("relation %q is not in blueprint %q; dropped", name, b.Identifier))
+	known := 0
+	for i, name := range layout.rels {
+		v, set := e.Relations[name]
+		rel := b.Relations[name]
+		if !set {
+			if !rel.Required {
+				continue
+			}
+			if w.Merge {
+				p.required = append(p.required, layout.relFields[i])
+			} else {
+				problems = append(problems, fmt.Errorf("relation %q is required", name))
+			}
 			continue
 		}
-		enc, ids, err := encodeRelation(rel, e.Relations[name])
+		known++
+		enc, ids, err := encodeRelation(rel, v)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("relation %q: %w", name, err))
 			continue
@@ -386,18 +416,15 @@ func prepare(tenant string, bc *bpCache, w *Write) *prepared {
 			problems = append(problems, fmt.Errorf("relation %q targets blueprint %q, which does not exist", name, rel.Target))
 			continue
 		}
-		p.fields = append(p.fields, "r:"+name, enc)
+		p.fields = append(p.fields, layout.relFields[i], enc)
 		p.rels = append(p.rels, name, rel.Target, flag(rel.Required))
 		p.targets = append(p.targets, ids)
 	}
-	for _, name := range slices.Sorted(maps.Keys(b.Relations)) {
-		if _, set := e.Relations[name]; set || !b.Relations[name].Required {
-			continue
-		}
-		if w.Merge {
-			p.required = append(p.required, "r:"+name)
-		} else {
-			problems = append(problems, fmt.Errorf("relation %q is required", name))
+	if known < len(e.Relations) {
+		for _, name := range slices.Sorted(maps.Keys(e.Relations)) {
+			if _, ok := b.Relations[name]; !ok {
+				p.warnings = append(p.warnings, fmt.Sprintf("relation %q is not in blueprint %q; dropped", name, b.Identifier))
+			}
 		}
 	}
 	if len(problems) > 0 {
