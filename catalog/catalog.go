@@ -46,12 +46,12 @@
 package catalog
 
 import (
-	"slices"
-	"maps"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
