@@ -20,6 +20,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/configsync/configsync/rawjson"
 )
 
 // The JetStream names this package owns. They are fixed, not options, because every
@@ -402,15 +404,22 @@ type RawChange struct {
 }
 
 // check is what can be checked of a raw change without decoding it: an id that works
-// as a Nats-Msg-Id, and data that is one valid JSON object (so a consumer never sees
-// a message it cannot parse). Validity costs one scan of the data, small next to the
-// publish itself (see BenchmarkRawChangeCheck); the fields are not checked.
+// as a Nats-Msg-Id, and data that is one valid JSON object with no repeated member
+// names (so a consumer never sees a message it cannot parse, however strict). The
+// fields are not checked. Validity costs one scan of the data: rawjson's, which
+// accepts only what jsontext accepts too, in 60% of jsontext's time (see
+// BenchmarkRawChangeCheck; IsValid was 3% of a full resync's CPU); jsontext has the
+// last word on whatever rawjson does not accept.
 func (c RawChange) check() error {
 	if err := checkEventID(c.ChangeID); err != nil {
 		return fmt.Errorf("change id: %w", err)
 	}
 	if jsontext.Value(c.Data).Kind() != '{' { // Kind skips leading whitespace
 		return fmt.Errorf("change %s: %w: not a JSON object", c.ChangeID, errInvalidChangeData)
+	}
+	start := rawjson.Space(c.Data, 0)
+	if end, ok := rawjson.UniqueValue(c.Data, start); ok && rawjson.Space(c.Data, end) == len(c.Data) {
+		return nil
 	}
 	if !jsontext.Value(c.Data).IsValid() {
 		// Only now is the data decoded, for an error that says where it breaks.

@@ -55,10 +55,25 @@ func Next(b []byte, i int, close byte) (next int, last, ok bool) {
 // returns the index just after it. ok is false when b[i:] does not start with a value
 // Value accepts.
 func Value(b []byte, i int) (end int, ok bool) {
-	return value(b, i, 0)
+	return value(b, i, 0, false)
 }
 
-func value(b []byte, i, depth int) (int, bool) {
+// MaxUniqueNames is the most members an object may have for UniqueValue to accept it;
+// larger objects go to a full decoder, which keeps a set of the names.
+const MaxUniqueNames = 32
+
+// UniqueValue is Value that also does not accept an object with two members of the
+// same name, which RFC 8259 leaves to the decoder and strict decoders (jsontext by
+// default) refuse. It compares names as their bytes, so it does not accept an object
+// with an escaped name (one that may equal another spelled differently) or with more
+// than MaxUniqueNames members either.
+func UniqueValue(b []byte, i int) (end int, ok bool) {
+	return value(b, i, 0, true)
+}
+
+// value checks the value at b[i]; unique objects go to uniqueObject, so that Value's
+// objects do not pay for a list of names.
+func value(b []byte, i, depth int, unique bool) (int, bool) {
 	if i >= len(b) {
 		return i, false
 	}
@@ -69,6 +84,9 @@ func value(b []byte, i, depth int) (int, bool) {
 	case c == '{':
 		if depth >= MaxDepth {
 			return i, false
+		}
+		if unique {
+			return uniqueObject(b, i, depth)
 		}
 		i = Space(b, i+1)
 		if i < len(b) && b[i] == '}' {
@@ -86,7 +104,7 @@ func value(b []byte, i, depth int) (int, bool) {
 			if i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = value(b, Space(b, i+1), depth+1); !ok {
+			if i, ok = value(b, Space(b, i+1), depth+1, false); !ok {
 				return i, false
 			}
 			var last bool
@@ -104,7 +122,7 @@ func value(b []byte, i, depth int) (int, bool) {
 		}
 		for {
 			var ok bool
-			if i, ok = value(b, i, depth+1); !ok {
+			if i, ok = value(b, i, depth+1, unique); !ok {
 				return i, false
 			}
 			var last bool
@@ -122,6 +140,46 @@ func value(b []byte, i, depth int) (int, bool) {
 		return number(b, i)
 	}
 	return i, false
+}
+
+// uniqueObject is value's object case for UniqueValue: the names read so far are kept
+// in an array on the stack, and each new one is compared with them (objects are small:
+// this costs less than a set).
+func uniqueObject(b []byte, i, depth int) (int, bool) {
+	var seen [MaxUniqueNames][]byte
+	n := 0
+	i = Space(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' || n == MaxUniqueNames {
+			return i, false
+		}
+		end, escaped, ok := String(b, i)
+		if !ok || escaped {
+			return i, false
+		}
+		name := b[i+1 : end-1]
+		for _, prev := range seen[:n] {
+			if string(prev) == string(name) {
+				return i, false
+			}
+		}
+		seen[n] = name
+		n++
+		i = Space(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		if i, ok = value(b, Space(b, i+1), depth+1, true); !ok {
+			return i, false
+		}
+		var last bool
+		if i, last, ok = Next(b, i, '}'); !ok || last {
+			return i, ok
+		}
+	}
 }
 
 func literal(b []byte, i int, lit string) (int, bool) {

@@ -3,6 +3,7 @@ package rawjson
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -117,3 +118,75 @@ func FuzzValue(f *testing.F) {
 		}
 	})
 }
+
+func TestUniqueValue(t *testing.T) {
+	many := func(n int, last string) string { // an object of n members a0..a(n-2) and last
+		var sb strings.Builder
+		sb.WriteString("{")
+		for k := range n - 1 {
+			fmt.Fprintf(&sb, `"a%d":%d,`, k, k)
+		}
+		return sb.String() + `"` + last + `":0}`
+	}
+	cases := []struct {
+		in string
+		ok bool
+	}{
+		{`{}`, true},
+		{`{"a":1,"b":2}`, true},
+		{`{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}`, true}, // the same name in different objects
+		{`{"a":{"x":1},"b":{"x":1}}`, true},                 // siblings' names are their own
+		{`{"a":{"b":1},"a2":1,"b":2}`, true},                // a nested object's names end with it
+		{many(MaxUniqueNames, "last"), true},
+		{`{"a":1,"a":2}`, false},
+		{`{"a":1,"b":{"c":1,"c":2}}`, false},
+		{`[{"a":1},{"b":1,"b":1}]`, false},
+		{`{"a":1,"b":2,"c":3,"a":4}`, false},
+		{`{"ab":1,"a":2}`, true}, // a prefix is another name
+		{`{"\u0061":1}`, false},  // escaped: not compared, so not accepted
+		{many(MaxUniqueNames+1, "last"), false},
+		{`{"a":1,}`, false}, // and whatever Value refuses
+	}
+	for _, tc := range cases {
+		end, ok := UniqueValue([]byte(tc.in), 0)
+		if ok != tc.ok || ok && end != len(tc.in) {
+			t.Errorf("UniqueValue(%.60q) = %d, %v; want ok %v", tc.in, end, ok, tc.ok)
+		}
+		if ok {
+			if vend, vok := Value([]byte(tc.in), 0); !vok || vend != end {
+				t.Errorf("Value(%.60q) = %d, %v; UniqueValue accepted it to %d", tc.in, vend, vok, end)
+			}
+		}
+	}
+}
+
+// FuzzUniqueValue: whatever UniqueValue accepts, jsontext accepts with its default
+// options (duplicate names refused) and ends at the same place; and what Value and
+// jsontext both accept, with no escaped names and small objects, UniqueValue accepts.
+func FuzzUniqueValue(f *testing.F) {
+	for _, s := range []string{`{"a":[1,{"a":2}],"b":null}`, `{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`, `[{"x":1},{"x":1}]`, `{"\u0061":1,"a":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, ok := UniqueValue(b, 0)
+		dec := jsontext.NewDecoder(bytes.NewReader(b))
+		got, err := dec.ReadValue()
+		if ok {
+			if err != nil {
+				t.Fatalf("accepted %q, which jsontext refuses: %v", b[:end], err)
+			}
+			if len(got) != end {
+				t.Fatalf("accepted %q as one value, jsontext reads %q", b[:end], got)
+			}
+			return
+		}
+		vend, vok := Value(b, 0)
+		if err == nil && vok && vend == len(got) && !bytes.Contains(got, []byte(`\`)) && !bigObject(got) {
+			t.Fatalf("refused %q, which jsontext and Value accept", got)
+		}
+	})
+}
+
+// bigObject reports whether v may hold an object of more than MaxUniqueNames members
+// (counted roughly: colons).
+func bigObject(v []byte) bool { return bytes.Count(v, []byte(":")) > MaxUniqueNames }
