@@ -95,7 +95,7 @@ func (d *decoder) object(n *need) (any, error) {
 		if partial && !escaped {
 			// Look the member up before making a string of its name: most members
 			// are skipped, and m[string(b)] does not allocate.
-			if child = n.keys[string(name[1:len(name)-1])]; child == nil {
+			if child = n.member(name[1 : len(name)-1]); child == nil {
 				if err := d.dec.SkipValue(); err != nil {
 					return nil, err
 				}
@@ -271,7 +271,7 @@ func fastObject(b []byte, i int, n *need, depth int) (any, int, bool) {
 		case !escaped:
 			// Look the member up before making a string of its name: most members
 			// are skipped, and m[string(b)] does not allocate.
-			child = n.keys[string(name[1:len(name)-1])]
+			child = n.member(name[1 : len(name)-1])
 			if child != nil {
 				key = string(name[1 : len(name)-1])
 			}

@@ -180,3 +180,33 @@ func randomValue(r *rand.Rand, depth int) any {
 		return randomObject(r, depth)
 	}
 }
+
+// TestNeedMember checks member's filters against the map they guard: every key is
+// found, and a name that is not a key is not, whatever its length or first byte.
+func TestNeedMember(t *testing.T) {
+	long := strings.Repeat("k", 63)
+	keys := []string{"", "a", "name", "owner", "__includedFiles", "é", "\xff", long, long + "x"}
+	n := &need{}
+	for _, k := range keys {
+		n.child(k)
+	}
+	for _, k := range keys {
+		if n.member([]byte(k)) != n.keys[k] || n.keys[k] == nil {
+			t.Errorf("member(%q) is not the key's need", k)
+		}
+	}
+	others := []string{"b", "nam", "names", "Name", "owners", "_includedFiles", "è", "\xfe", long[:62], long + "y", long + "xx", "language"}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 { // random names, some of a key's length or first byte
+		b := make([]byte, r.IntN(70))
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		others = append(others, string(b))
+	}
+	for _, o := range others {
+		if got := n.member([]byte(o)); got != n.keys[o] {
+			t.Errorf("member(%q) = %v, the map has %v", o, got, n.keys[o])
+		}
+	}
+}
