@@ -238,7 +238,8 @@ func (r *runner) retryWaiting() {
 
 // entity turns a mapped entity into a catalog entity, resolving search queries.
 func (w *Worker) entity(ctx context.Context, tenant string, e mapping.Entity) (catalog.Entity, error) {
-	ce := catalog.Entity{Blueprint: e.Blueprint, Properties: map[string]any{}, Relations: map[string]any{}}
+	ce := catalog.Entity{Blueprint: e.Blueprint, Properties: make(map[string]any, len(e.Properties)),
+		Relations: make(map[string]any, len(e.Relations))}
 	switch id := e.Identifier.(type) {
 	case string:
 		ce.Identifier = id
