@@ -324,7 +324,9 @@ func planCreates(t string, now time.Time, cands []*prepared, found []*redis.IntC
 		plan.hsets = append(plan.hsets, h)
 		plan.zadd(keys.ids(t, e.Blueprint), redis.Z{Member: &sv.id})
 		plan.zadd(keys.own(t, p.w.Integration, p.w.Kind), redis.Z{Score: float64(now.UnixMilli()), Member: &sv.member})
-		plan.sadd(keys.kinds(t, p.w.Integration), &sv.kind)
+		if kk := keys.kinds(t, p.w.Integration); !slices.ContainsFunc(plan.sadds[kk], func(m any) bool { k, ok := m.(*string); return ok && *k == p.w.Kind }) {
+			plan.sadd(kk, &sv.kind) // once per kind: a batch is nearly always of one
+		}
 		for r := 0; r < len(p.rels); r += 3 {
 			src := sv.member + US + p.rels[r] + US + p.rels[r+2]
 			for _, id := range p.targets[r/3] {
