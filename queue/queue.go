@@ -477,8 +477,10 @@ func (q *Queue) PublishRawChanges(ctx context.Context, tenant string, changes []
 					return stored, err
 				}
 			}
-			f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: c.Data},
-				jetstream.WithMsgID(c.ChangeID), jetstream.WithExpectStream(ChangesStream))
+			// The headers WithMsgID and WithExpectStream would set, set here: the
+			// options cost a struct and a canonicalized key per header, per change.
+			f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: c.Data, Header: nats.Header{
+				jetstream.MsgIDHeader: {c.ChangeID}, jetstream.ExpectedStreamHeader: {ChangesStream}}})
 			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && len(inflight) > 0 {
 				// The JetStream context's own async limit is shared with other
 				// publishers: make room by waiting for our oldest, then retry.

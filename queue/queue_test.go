@@ -895,6 +895,9 @@ func TestPublishRawChanges(t *testing.T) {
 		if string(m.Data()) != string(c.Data) || m.Headers().Get(jetstream.MsgIDHeader) != c.ChangeID {
 			t.Errorf("change %d: stored %q with id %q, want %q with id %q", i, m.Data(), m.Headers().Get(jetstream.MsgIDHeader), c.Data, c.ChangeID)
 		}
+		if got := m.Headers().Get(jetstream.ExpectedStreamHeader); got != queue.ChangesStream {
+			t.Errorf("change %d: published expecting stream %q, want %q", i, got, queue.ChangesStream)
+		}
 	}
 
 	bad := []struct {
