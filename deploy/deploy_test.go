@@ -268,6 +268,18 @@ func TestDeployments(t *testing.T) {
 				}
 			}
 		}
+		// The garbage collector's soft limit leaves the container room (see
+		// docs/operations.md, Memory): between half and seven eighths of its limit.
+		for _, e := range list(c, "env") {
+			if str(e, "name") != "CONFIGSYNC_MEMORY_LIMIT" {
+				continue
+			}
+			soft, limit := bytesOf(t, str(e, "value")), bytesOf(t, str(c, "resources", "limits", "memory"))
+			if soft*2 < limit || soft*8 > limit*7 {
+				t.Errorf("%s: CONFIGSYNC_MEMORY_LIMIT %s is not between 1/2 and 7/8 of the memory limit %s",
+					name, str(e, "value"), str(c, "resources", "limits", "memory"))
+			}
+		}
 		// Flags: every --flag is one the role's command declares.
 		src := roleSource(t, role)
 		for _, a := range args[1:] {
@@ -460,4 +472,23 @@ func TestGrafanaDashboard(t *testing.T) {
 			t.Errorf("metric %s has no panel", n)
 		}
 	}
+}
+
+// bytesOf reads a size as Kubernetes (Mi, Gi) or Go's GOMEMLIMIT (MiB, GiB) writes it.
+func bytesOf(t *testing.T, s string) int64 {
+	t.Helper()
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Mi", 1 << 20}, {"Gi", 1 << 30}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err != nil {
+				t.Fatalf("size %q: %v", s, err)
+			}
+			return v * u.mult
+		}
+	}
+	t.Fatalf("size %q: want Mi, Gi, MiB or GiB", s)
+	return 0
 }
