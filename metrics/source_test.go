@@ -183,9 +183,20 @@ func TestConsumerLag(t *testing.T) {
 			mustSeries(t, reg, metrics.ConsumerRedeliveredMessages, nil),
 		}
 	}
-	if got := lag(); got != [3]float64{0, 0, 0} {
-		t.Fatalf("empty stream: lag %v", got)
+	// The server updates a consumer's counts after it has acknowledged the publish or
+	// the ack that changes them: under load a scrape can come first, so each check
+	// waits (up to 10 s) for the counts to arrive.
+	lagBecomes := func(want [3]float64, what string) {
+		t.Helper()
+		got := lag()
+		for deadline := time.Now().Add(10 * time.Second); got != want && time.Now().Before(deadline); got = lag() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got != want {
+			t.Fatalf("%s: lag %v, want %v (pending, ack pending, redelivered)", what, got, want)
+		}
 	}
+	lagBecomes([3]float64{0, 0, 0}, "empty stream")
 	for range 3 {
 		ev, err := queue.NewEnvelope(queue.TypeResyncRequested, "acme", "inv", queue.ResyncRequested{Reason: "test"})
 		if err != nil {
@@ -195,9 +206,7 @@ func TestConsumerLag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := lag(); got != [3]float64{3, 0, 0} {
-		t.Fatalf("3 published: lag %v, want pending 3", got)
-	}
+	lagBecomes([3]float64{3, 0, 0}, "3 published")
 
 	// A worker takes all three, acks one, hands one back, keeps one.
 	cons, err := js.Consumer(ctx, queue.CommandsStream, queue.WorkersConsumer)
@@ -215,9 +224,7 @@ func TestConsumerLag(t *testing.T) {
 	if len(msgs) != 3 {
 		t.Fatalf("fetched %d events, want 3", len(msgs))
 	}
-	if got := lag(); got != [3]float64{0, 3, 0} {
-		t.Fatalf("3 delivered: lag %v, want ack pending 3", got)
-	}
+	lagBecomes([3]float64{0, 3, 0}, "3 delivered")
 	if err := msgs[0].DoubleAck(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +241,7 @@ func TestConsumerLag(t *testing.T) {
 			t.Fatalf("refetched %+v, want the nakked event's second delivery", md)
 		}
 	}
-	if got := lag(); got != [3]float64{0, 2, 1} {
-		t.Fatalf("one acked, one redelivered: lag %v, want ack pending 2, redelivered 1", got)
-	}
+	lagBecomes([3]float64{0, 2, 1}, "one acked, one redelivered")
 }
 
 // TestConsumerLagReadFails: a failed read leaves the three series out of the scrape
