@@ -595,9 +595,13 @@ func deleteKeys(ctx context.Context, rdb *redis.Client, prefix string) error {
 	return nil
 }
 
-// peakRSS reads VmHWM from /proc/self/status, in bytes (0 when unknown).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+// peakRSS is this process's PeakRSS.
+func peakRSS() int64 { return PeakRSS(os.Getpid()) }
+
+// PeakRSS reads a process's peak resident memory (VmHWM) from /proc, in bytes; 0 when
+// it cannot (the process has ended, or there is no /proc).
+func PeakRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}

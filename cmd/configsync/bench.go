@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/configsync/configsync/benchmark"
 	"github.com/configsync/configsync/fakegithub"
 	"github.com/configsync/configsync/mapping"
 )
@@ -206,13 +207,41 @@ func timeProcess(ctx context.Context, outPath, name string, args ...string) (pro
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		return processRun{}, fmt.Errorf("starting %s: %w", name, err)
+	}
+	// The peak RSS is the child's VmHWM, read every 10 ms while it runs. Its rusage
+	// ru_maxrss would be wrong: Go starts a child sharing this process's memory until
+	// exec (vfork), and Linux keeps that memory's high-water mark in the child's
+	// maxrss, so a child of a 200 MiB benchmark reported 200 MiB whatever it used.
+	done := make(chan struct{})
+	hwm := make(chan int64, 1)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, benchmark.PeakRSS(cmd.Process.Pid))
+			select {
+			case <-done:
+				hwm <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	peak := <-hwm
+	if err != nil {
 		return processRun{}, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	run := processRun{wall: time.Since(start)}
+	run := processRun{wall: time.Since(start), maxRSS: peak}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		run.maxRSS = ru.Maxrss << 10
 		run.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if peak == 0 { // no /proc: the rusage figure, high as it may be
+			run.maxRSS = ru.Maxrss << 10
+		}
 	}
 	if _, err := out.Seek(0, io.SeekStart); err == nil {
 		sc := bufio.NewScanner(out)

@@ -34,10 +34,14 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 	traceFile := fs.String("trace", "", "write a runtime execution trace of the three resyncs to this file (go tool trace; shows where the stages wait)")
 	latencySamples := fs.Int("latency-samples", 9, "patch-to-run-start latencies to measure (each is an unchanged resync)")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when the full resync ends (what it left in memory)")
+	runs := fs.Int("runs", 1, "times to run the jq baseline and the resyncs, one after the other; with more than one, the median time/jq of each resync ends the report (--memprofile and --cpuprofile-phase cover the first run)")
 	var gc gcSettings // the worker's, measured as a worker runs
 	gc.register(fs, env)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *runs < 1 {
+		return &usageError{"--runs is at least 1"}
 	}
 	undoGC, err := gc.apply(env)
 	if err != nil {
@@ -73,13 +77,6 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "bench sync: %d repositories, config %s\n", *items, *configPath)
-	jqRun, err := timeProcess(ctx, filepath.Join(work, "jq.out"), jqBin, "-c", "-f", progFile, input)
-	if err != nil {
-		return fmt.Errorf("running jq: %w", err)
-	}
-	_ = os.Remove(input)
-	fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB (mapping only, %s)  CPU %.2fs\n", "jq baseline",
-		jqRun.wall.Seconds(), float64(*items)/jqRun.wall.Seconds(), jqRun.maxRSS>>20, jqVersion(jqBin), jqRun.cpu.Seconds())
 
 	progressHook := func(string) {}
 	// The profile covers one resync when asked: from the end of the one before it
@@ -132,32 +129,61 @@ func runBenchSync(ctx context.Context, env *environment, args []string) error {
 		}
 		defer trace.Stop()
 	}
-	res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath, LatencySamples: *latencySamples,
-		Progress: func(s string) {
-			fmt.Fprintf(env.stderr, "  … %s\n", s)
-			if *memProfile != "" && strings.HasPrefix(s, "full resync:") {
-				if err := writeHeapProfile(*memProfile); err != nil {
-					fmt.Fprintf(env.stderr, "  … heap profile: %v\n", err)
+	// On a noisy machine one run can land far from the next: several, each its own jq
+	// baseline just before its resyncs, and the median ratio, tell more than one.
+	ratios := map[string][]float64{}
+	for run := 1; run <= *runs; run++ {
+		if *runs > 1 {
+			fmt.Fprintf(env.stdout, "run %d of %d\n", run, *runs)
+		}
+		jqRun, err := timeProcess(ctx, filepath.Join(work, "jq.out"), jqBin, "-c", "-f", progFile, input)
+		if err != nil {
+			return fmt.Errorf("running jq: %w", err)
+		}
+		if run == *runs {
+			_ = os.Remove(input) // gigabytes at a million items
+		}
+		fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB (mapping only, %s)  CPU %.2fs\n", "jq baseline",
+			jqRun.wall.Seconds(), float64(*items)/jqRun.wall.Seconds(), jqRun.maxRSS>>20, jqVersion(jqBin), jqRun.cpu.Seconds())
+		res, err := benchmark.Run(ctx, benchmark.Options{Items: *items, RedisURL: *redisURL, ConfigPath: *configPath, LatencySamples: *latencySamples,
+			Progress: func(s string) {
+				fmt.Fprintf(env.stderr, "  … %s\n", s)
+				if *memProfile != "" && run == 1 && strings.HasPrefix(s, "full resync:") {
+					if err := writeHeapProfile(*memProfile); err != nil {
+						fmt.Fprintf(env.stderr, "  … heap profile: %v\n", err)
+					}
 				}
+				progressHook(s)
+			}})
+		if res != nil {
+			for _, p := range res.Phases {
+				n := p.Counts.Fetched
+				ratio := p.Wall.Seconds() / jqRun.wall.Seconds()
+				ratios[p.Name] = append(ratios[p.Name], ratio)
+				fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB  Redis commands %8d  upserted %d deleted %d unchanged %d  time/jq %.2f  CPU %.2fs + Redis %.2fs\n",
+					"configsync "+p.Name, p.Wall.Seconds(), p.EntitiesPerSecond(n), p.PeakRSS>>20, p.RedisCommands,
+					p.Counts.Upserted, p.Counts.Deleted, p.Counts.Unchanged, ratio, p.CPU.Seconds(), p.RedisCPU.Seconds())
 			}
-			progressHook(s)
-		}})
-	if res != nil {
-		for _, p := range res.Phases {
-			n := p.Counts.Fetched
-			fmt.Fprintf(env.stdout, "  %-22s %8.2fs  %9.0f items/s  peak RSS %4d MiB  Redis commands %8d  upserted %d deleted %d unchanged %d  time/jq %.2f  CPU %.2fs + Redis %.2fs\n",
-				"configsync "+p.Name, p.Wall.Seconds(), p.EntitiesPerSecond(n), p.PeakRSS>>20, p.RedisCommands,
-				p.Counts.Upserted, p.Counts.Deleted, p.Counts.Unchanged, p.Wall.Seconds()/jqRun.wall.Seconds(), p.CPU.Seconds(), p.RedisCPU.Seconds())
+			if len(res.Latencies) > 0 {
+				fmt.Fprintf(env.stdout, "  config.patched → run running: median %v of %d (min %v, max %v)\n",
+					res.MedianLatency(), len(res.Latencies), minD(res.Latencies), maxD(res.Latencies))
+			}
+			if !res.PeakRSSReset {
+				fmt.Fprintln(env.stdout, "  (peak RSS could not be reset between resyncs: each is the peak so far)")
+			}
 		}
-		if len(res.Latencies) > 0 {
-			fmt.Fprintf(env.stdout, "  config.patched → run running: median %v of %d (min %v, max %v)\n",
-				res.MedianLatency(), len(res.Latencies), minD(res.Latencies), maxD(res.Latencies))
-		}
-		if !res.PeakRSSReset {
-			fmt.Fprintln(env.stdout, "  (peak RSS could not be reset between resyncs: each is the peak so far)")
+		if err != nil {
+			return err
 		}
 	}
-	return err
+	if *runs > 1 {
+		for _, name := range []string{"full", "unchanged", "changed"} {
+			r := slices.Sorted(slices.Values(ratios[name]))
+			median := (r[(len(r)-1)/2] + r[len(r)/2]) / 2
+			fmt.Fprintf(env.stdout, "median time/jq of %d runs: %-9s %.2f (%.2f to %.2f)\n", len(r), name, median, r[0], r[len(r)-1])
+		}
+	}
+	return nil
 }
 
 func minD(d []time.Duration) time.Duration { return slices.Min(d) }
