@@ -238,12 +238,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	present, changed, file, offsets := s.present, s.changed, s.file, s.offsets
 	s.mu.RUnlock()
 	w.Header().Set("Content-Type", "application/json")
-	if per == s.perPage && file != "" {
-		if page >= len(offsets) {
-			w.Header().Set("Content-Length", "2")
-			_, _ = w.Write([]byte("[]"))
-			return
-		}
+	if per == s.perPage && page < len(offsets) { // pages past the end are "[]", rendered below
 		f, err := os.Open(file)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
