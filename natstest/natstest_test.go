@@ -37,11 +37,16 @@ func TestServerJetStreamAndRestart(t *testing.T) {
 		t.Errorf("restarted on port %d, want the same port %d", got, port)
 	}
 	// The old connection reconnects by itself to the same URL, and the stream was
-	// recovered from the store.
+	// recovered from the store. Each look-up has a time limit of its own: one sent
+	// while the connection is still down gets no answer, and without its own limit it
+	// waited out the whole test's (a loaded CI run failed so).
 	var st jetstream.Stream
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if st, err = js.Stream(ctx, "T"); err == nil || time.Now().After(deadline) {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err = js.Stream(actx, "T")
+		acancel()
+		if err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
